@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Pretrain a RoBERTa with roberta-train: one process, several GPUs on a node (torchrun), or
+# several nodes (torchrun rendezvous, or SLURM's srun). The same script for all of them.
+#
+#   recipes/pretrain.sh                                           # one process: CPU or one GPU
+#   DATA=data-bin/books SIZE=small MAX_UPDATE=20000 recipes/pretrain.sh -- --fp16
+#   NPROC=8 SIZE=base TOTAL_BATCH=8192 BATCH=32 recipes/pretrain.sh     # 8 GPUs, this node
+#   NNODES=4 NODE_RANK=0 MASTER_ADDR=node0 NPROC=8 recipes/pretrain.sh # run on every node
+#   sbatch -N 4 --ntasks-per-node 8 --gpus-per-node 8 --wrap "recipes/pretrain.sh"  # SLURM
+#
+# TOTAL_BATCH (sequences per update) is reached by --update-freq, worked out by roberta-train
+# from the number of processes; flags after `--` go to fairseq-train unchanged.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+DATA=${DATA:-$ROOT/data-bin/demo}          # a data-bin made by roberta-preprocess
+SIZE=${SIZE:-tiny}                          # tiny | small | medium | base | large (presets.py)
+TOTAL_BATCH=${TOTAL_BATCH:-}                # sequences per update; empty = BATCH x processes
+BATCH=${BATCH:-16}                          # sequences per process per step
+TOKENS=${TOKENS:-512}                       # tokens per sequence (the paper: 512 throughout)
+MAX_UPDATE=${MAX_UPDATE:-500000}
+LR=${LR:-}                                  # empty = by total batch size (paper Table 3)
+SAVE_DIR=${SAVE_DIR:-$ROOT/checkpoints/$(basename "$DATA")-$SIZE}
+NPROC=${NPROC:-1}                           # processes (GPUs) per node
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+MASTER_PORT=${MASTER_PORT:-29500}
+LAUNCHER=${LAUNCHER:-auto}                  # auto | plain | torchrun | slurm
+
+args=("$DATA" --size "$SIZE" --batch-size "$BATCH" --tokens-per-sample "$TOKENS"
+      --max-update "$MAX_UPDATE" --save-dir "$SAVE_DIR")
+[ -n "$TOTAL_BATCH" ] && args+=(--total-batch-size "$TOTAL_BATCH")
+[ -n "$LR" ] && args+=(--lr "$LR")
+
+if [ "$LAUNCHER" = auto ]; then
+  if [ -n "${SLURM_JOB_ID:-}" ] && [ "${SLURM_NTASKS:-1}" -gt 1 ]; then LAUNCHER=slurm
+  elif [ $((NPROC * NNODES)) -gt 1 ]; then LAUNCHER=torchrun
+  else LAUNCHER=plain; fi
+fi
+
+case "$LAUNCHER" in
+  plain) exec roberta-train "${args[@]}" "$@" ;;
+  torchrun) exec torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC" \
+      --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \
+      -m roberta_cli.cli.train "${args[@]}" "$@" ;;
+  slurm) exec srun roberta-train "${args[@]}" --distributed-port "$MASTER_PORT" "$@" ;;
+  *) echo "pretrain.sh: error: LAUNCHER=$LAUNCHER; use auto, plain, torchrun or slurm" >&2; exit 2 ;;
+esac

@@ -1,0 +1,227 @@
+"""Every workaround for fairseq 0.12.2 on today's Python, torch and numpy, and only here.
+
+Importing this module applies the patches (idempotent). It imports only the standard library
+at module level, so it is cheap enough to run from the ``roberta_cli_compat.pth`` startup hook
+that makes vanilla ``fairseq-train`` and ``RobertaModel.from_pretrained`` work in an
+environment where roberta-cli is installed:
+
+    python -c "import roberta_cli.compat, fairseq; print(fairseq.__version__)"
+
+Each patch names the upstream problem, the versions it fixes, and the test that fails without
+it (tests/test_compat.py).
+"""
+import dataclasses
+import importlib.abc
+import importlib.util
+import sys
+
+# Packages whose dataclasses use an *instance* of another dataclass as a field default.
+_LEGACY_DATACLASS_PACKAGES = ("fairseq", "fairseq_cli", "hydra", "omegaconf")
+
+_applied = set()  # names of patches already applied in this process
+
+
+# --- 1. Python >= 3.11: "mutable default ... is not allowed: use default_factory" -------------
+# fairseq 0.12.2 (``FairseqConfig.common: CommonConfig = CommonConfig()``) and hydra-core 1.0.7
+# (``JobConf.JobConfig.OverrideDirname``) give dataclass fields a default that is an instance
+# of another dataclass. Python 3.11 rejects any default whose class is unhashable, and
+# @dataclass makes every eq=True, non-frozen class unhashable. We give such classes back the
+# identity hash they had before @dataclass removed it, but only for classes defined in those
+# packages (doing it for all classes breaks torch: "Cannot overwrite attribute __hash__ in
+# class TreeSpec"). Behaviour is then exactly Python 3.10's: the default instance is shared.
+# Test: test_compat.py::test_fairseq_import_needs_dataclass_patch.
+def _in_legacy_package(cls):
+    return cls.__module__.split(".")[0] in _LEGACY_DATACLASS_PACKAGES
+
+
+def _patch_dataclass_defaults():
+    if "dataclass_defaults" in _applied or sys.version_info < (3, 11):
+        return
+    original = dataclasses._process_class
+
+    def _process_class(cls, *args, **kwargs):
+        if _in_legacy_package(cls):
+            # the defaults are checked while the class is processed: make them hashable first
+            for value in list(vars(cls).values()):
+                if isinstance(value, dataclasses.Field):  # field(default=Config())
+                    value = value.default
+                klass = type(value)
+                if dataclasses.is_dataclass(klass) and klass.__hash__ is None:
+                    klass.__hash__ = object.__hash__
+        return original(cls, *args, **kwargs)
+
+    dataclasses._process_class = _process_class
+    _applied.add("dataclass_defaults")
+
+
+# --- 2. torch >= 2.6: torch.load(weights_only=True) rejects fairseq checkpoints --------------
+# fairseq 0.12.2 calls torch.load() without weights_only; since torch 2.6 that means
+# weights_only=True, and its checkpoints then fail with "Unsupported global: GLOBAL
+# argparse.Namespace" (and omegaconf containers). Upstream later switched to
+# weights_only=False, which lets a checkpoint run arbitrary code; instead we allow-list exactly
+# the plain types a fairseq checkpoint holds. Test: test_compat.py::test_checkpoint_allow_list.
+def checkpoint_safe_globals():
+    """The types a fairseq/roberta-cli checkpoint may contain besides tensors."""
+    import argparse
+    import collections
+    import typing
+
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.base import ContainerMetadata, Metadata
+    from omegaconf.nodes import AnyNode
+
+    return [argparse.Namespace, DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode,
+            typing.Any, dict, list, int, float, str, bool, collections.defaultdict]
+
+
+def load_checkpoint(path, **kwargs):
+    """torch.load with weights_only=True and the allow-list (usable before fairseq is imported)."""
+    import torch
+
+    torch.serialization.add_safe_globals(checkpoint_safe_globals())
+    return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
+
+
+def _patch_torch_load():
+    import torch
+
+    torch.serialization.add_safe_globals(checkpoint_safe_globals())
+    import fairseq.checkpoint_utils as cu
+
+    original = cu.torch.load
+
+    # fairseq calls torch.load(f, map_location=...): make weights_only explicit, so an older
+    # torch (< 2.6, default False) or TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot turn it off.
+    class _SafeTorch:
+        def __getattr__(self, name):
+            return getattr(torch, name)
+
+        @staticmethod
+        def load(f, *args, **kwargs):
+            kwargs["weights_only"] = True
+            return original(f, *args, **kwargs)
+
+    cu.torch = _SafeTorch()
+
+
+# --- 3. DistributedDataParallel: CPU devices, and parameters that never get a gradient -------
+# (a) fairseq 0.12.2 (models/distributed_fairseq_model.py) always passes device_ids=[device_id];
+# torch rejects device_ids for CPU modules ("device_ids and output_device arguments only work
+# with single-device/multiple-device GPU modules"), so CPU processes under torchrun fail.
+# (b) fairseq 0.12.2's TransformerEncoderLayerBase registers inference-only BetterTransformer
+# copies (in_proj_weight, out_proj_weight, fc1_weight, ... and biases) as parameters that no
+# training step uses, so DDP fails on the second step ("Expected to have finished reduction in
+# the prior iteration") unless --find-unused-parameters, which costs a graph walk per step.
+# We drop device_ids for CPU modules and tell DDP to ignore exactly those copies.
+# Tests: test_compat.py::test_ddp_wrapper_*, test_train.py::test_two_process_gloo_*.
+BETTER_TRANSFORMER_COPIES = ("in_proj_weight", "in_proj_bias", "out_proj_weight", "out_proj_bias",
+                             "fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias")
+
+
+def unused_better_transformer_params(module):
+    """Names of fairseq's BetterTransformer parameter copies in ``module``."""
+    from fairseq.modules.transformer_layer import TransformerEncoderLayerBase
+
+    return [f"{prefix}.{name}" if prefix else name
+            for prefix, layer in module.named_modules()
+            if isinstance(layer, TransformerEncoderLayerBase)
+            for name in BETTER_TRANSFORMER_COPIES]
+
+
+def _patch_ddp():
+    import fairseq.models.distributed_fairseq_model as dfm
+
+    base = dfm.DistributedDataParallel
+
+    class FairseqSafeDistributedDataParallel(base):
+        def __init__(self, module, device_ids=None, output_device=None, **kwargs):
+            if next(module.parameters()).device.type == "cpu":
+                device_ids = output_device = None
+            base._set_params_and_buffers_to_ignore_for_model(
+                module, unused_better_transformer_params(module))
+            super().__init__(module, device_ids=device_ids, output_device=output_device, **kwargs)
+
+    dfm.DistributedDataParallel = FairseqSafeDistributedDataParallel
+
+
+# --- 4. No BPE download at run time -----------------------------------------------------------
+# fairseq 0.12.2's GPT-2 BPE defaults to URLs and downloads encoder.json/vocab.bpe on first use,
+# and hub_utils.from_pretrained never looks for them next to the model. We pick them up from the
+# model directory, and refuse a URL with a clear error instead of downloading.
+# Test: test_compat.py::test_gpt2_bpe_never_downloads.
+class BpeFilesMissing(FileNotFoundError):
+    pass
+
+
+def _patch_gpt2_bpe():
+    import os
+
+    from fairseq import hub_utils
+    from fairseq.data.encoders import gpt2_bpe
+
+    original_init = gpt2_bpe.GPT2BPE.__init__
+
+    def __init__(self, cfg):
+        for path in (cfg.gpt2_encoder_json, cfg.gpt2_vocab_bpe):
+            if "://" in str(path) or not os.path.isfile(path):
+                raise BpeFilesMissing(
+                    f"GPT-2 BPE file {path} is not a local file; roberta-cli never downloads: "
+                    "keep encoder.json and vocab.bpe next to the model, or pass "
+                    "gpt2_encoder_json=... and gpt2_vocab_bpe=...")
+        original_init(self, cfg)
+
+    gpt2_bpe.GPT2BPE.__init__ = __init__
+
+    original_from_pretrained = hub_utils.from_pretrained
+
+    def from_pretrained(model_name_or_path, *args, **kwargs):
+        for name, arg in (("encoder.json", "gpt2_encoder_json"), ("vocab.bpe", "gpt2_vocab_bpe")):
+            path = os.path.join(str(model_name_or_path), name)
+            if arg not in kwargs and os.path.isfile(path):
+                kwargs[arg] = path
+        return original_from_pretrained(model_name_or_path, *args, **kwargs)
+
+    hub_utils.from_pretrained = from_pretrained
+
+
+def _patch_loaded_fairseq():
+    """Patches that need fairseq imported; then register roberta-cli's tasks and models."""
+    if "fairseq" in _applied:
+        return
+    _applied.add("fairseq")
+    _patch_torch_load()
+    _patch_ddp()
+    _patch_gpt2_bpe()
+    # register rcli_* tasks/architectures so checkpoints load without --user-dir
+    importlib.import_module("roberta_cli.registry")
+
+
+class _FairseqImportHook(importlib.abc.MetaPathFinder):
+    """Runs _patch_loaded_fairseq right after ``import fairseq`` finishes, once."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "fairseq":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_patch(module):
+            exec_module(module)
+            _patch_loaded_fairseq()
+
+        spec.loader.exec_module = exec_then_patch
+        return spec
+
+
+def apply():
+    _patch_dataclass_defaults()
+    if "fairseq" in sys.modules:
+        _patch_loaded_fairseq()
+    elif not any(isinstance(f, _FairseqImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _FairseqImportHook())
+
+
+apply()

@@ -1,0 +1,1 @@
+"""Plain data code (no fairseq registration): corpus reading, BPE, binarization, blocks."""

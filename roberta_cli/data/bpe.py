@@ -1,0 +1,273 @@
+"""BPE encoders that give exactly what fairseq's ``--bpe`` encoders give, BPE training, and the
+data directory's manifest. Plain code: no argparse, no printing.
+
+    roberta-preprocess corpus/ --name books --bpe gpt2 --gpt2-dir ../shared/data/gpt2_bpe
+
+    from roberta_cli.data.bpe import bpe_kwargs, encoder_from_dir, load_manifest
+    enc = encoder_from_dir("data-bin/books")
+    enc.encode("Hello world")           # '15496 995'  (space-joined fairseq BPE symbols)
+    enc.decode("15496 995")             # 'Hello world'
+    bpe_kwargs("data-bin/books")        # {'bpe': 'gpt2', 'gpt2_encoder_json': '/abs/.../encoder.json', ...}
+    RobertaModel.from_pretrained("checkpoints/books", **bpe_kwargs("data-bin/books"))
+
+Three kinds, named by fairseq's ``--bpe`` registry names in manifest.json:
+
+    --bpe (ours)   manifest "bpe"    files in the data dir           fairseq args (bpe_files keys)
+    gpt2           gpt2              encoder.json, vocab.bpe         gpt2_encoder_json, gpt2_vocab_bpe
+    bytelevel      hf_byte_bpe       vocab.json, merges.txt          bpe_vocab, bpe_merges
+    sentencepiece  sentencepiece     sentencepiece.bpe.model         sentencepiece_model
+
+GPT-2 encoding runs on the Rust ``tokenizers`` byte-level BPE (the class fairseq's hf_byte_bpe
+uses), which gives the same ids as fairseq's Python gpt2_bpe_utils encoder (tests/test_bpe.py
+checks all of WikiText-2 valid).
+"""
+import io
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, Optional
+
+from roberta_cli.errors import UserError
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "roberta-cli-data/1"
+
+FAIRSEQ_BPE = {"gpt2": "gpt2", "bytelevel": "hf_byte_bpe", "sentencepiece": "sentencepiece"}
+BPE_FILES = {  # fairseq bpe name -> {fairseq arg name: file name in the data dir}
+    "gpt2": {"gpt2_encoder_json": "encoder.json", "gpt2_vocab_bpe": "vocab.bpe"},
+    "hf_byte_bpe": {"bpe_vocab": "vocab.json", "bpe_merges": "merges.txt"},
+    "sentencepiece": {"sentencepiece_model": "sentencepiece.bpe.model"},
+}
+GPT2_DICT_MIN_COVERAGE = 0.5  # a GPT-2 dict.txt must hold at least half of encoder.json's ids
+SPM_MAX_SENTENCES = 1_000_000  # sentencepiece trains on a seeded sample of this many lines
+SPM_MAX_LINE_BYTES = 1 << 16  # longer lines are skipped by sentencepiece training (default 4192)
+
+
+# --- encoders -----------------------------------------------------------------------------------
+class ByteLevelEncoder:
+    """GPT-2 (encoder.json + vocab.bpe) or a learned byte-level BPE (vocab.json + merges.txt):
+    ``encode`` returns space-joined ids, as fairseq's gpt2 and hf_byte_bpe encoders do."""
+
+    def __init__(self, vocab, merges):
+        from tokenizers import ByteLevelBPETokenizer
+
+        try:
+            self.tokenizer = ByteLevelBPETokenizer(str(vocab), str(merges), add_prefix_space=False)
+        except Exception as e:  # tokenizers raises a bare Exception for unreadable/mismatched files
+            raise UserError(f"{vocab} and {merges} are not a matching BPE vocabulary and merges "
+                            f"file ({e}); pass the two files that were made together") from None
+
+    def encode(self, text: str) -> str:
+        return " ".join(map(str, self.tokenizer.encode(text).ids))
+
+    def encode_lines(self, lines) -> list:
+        return [" ".join(map(str, e.ids)) for e in self.tokenizer.encode_batch(list(lines))]
+
+    def decode(self, symbols: str) -> str:
+        # like fairseq: symbols that are not ids (<unk>, <mask>) come out as themselves
+        out, ids = [], []
+        for tok in symbols.split():
+            if tok.isascii() and tok.isdigit():
+                ids.append(int(tok))
+            else:
+                out += [self.tokenizer.decode(ids), tok]
+                ids = []
+        return "".join(out + [self.tokenizer.decode(ids)])
+
+
+class SentencePieceEncoder:
+    """A sentencepiece model: ``encode`` returns space-joined pieces, ``decode`` is fairseq's
+    (sentencepiece_bpe.py). Text comes back NFKC-normalized with runs of spaces collapsed."""
+
+    def __init__(self, model):
+        import sentencepiece as spm
+
+        self.model_path = str(model)
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=self.model_path)
+        except (OSError, RuntimeError) as e:
+            raise UserError(f"{model} is not a sentencepiece model ({e}); pass the .model file "
+                            "written by sentencepiece training") from None
+
+    def encode(self, text: str) -> str:
+        return " ".join(self.sp.encode(text, out_type=str))
+
+    def encode_lines(self, lines) -> list:
+        return [" ".join(p) for p in self.sp.encode(list(lines), out_type=str)]
+
+    def decode(self, symbols: str) -> str:
+        return symbols.replace(" ", "").replace("\u2581", " ").strip()
+
+
+def load_encoder(bpe: str, files: Dict[str, str]):
+    """An encoder from fairseq's bpe name and ``{fairseq arg: path}`` (as in bpe_kwargs)."""
+    if bpe == "gpt2":
+        return ByteLevelEncoder(files["gpt2_encoder_json"], files["gpt2_vocab_bpe"])
+    if bpe == "hf_byte_bpe":
+        return ByteLevelEncoder(files["bpe_vocab"], files["bpe_merges"])
+    if bpe == "sentencepiece":
+        return SentencePieceEncoder(files["sentencepiece_model"])
+    raise UserError(f"unknown BPE {bpe!r}; use one of {sorted(BPE_FILES)}")
+
+
+# --- manifest -----------------------------------------------------------------------------------
+def load_manifest(data_dir) -> dict:
+    """manifest.json of a roberta-preprocess output directory."""
+    path = Path(data_dir, MANIFEST)
+    if not path.is_file():
+        raise UserError(f"{data_dir} has no {MANIFEST}, so it was not made by roberta-preprocess; "
+                        "run roberta-preprocess to create it")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); run roberta-preprocess again") from None
+    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("bpe") not in BPE_FILES:
+        raise UserError(f"{path} has format {manifest.get('format')!r} and bpe "
+                        f"{manifest.get('bpe')!r}; expected {MANIFEST_FORMAT!r} from roberta-preprocess")
+    return manifest
+
+
+def bpe_kwargs(data_dir) -> dict:
+    """``{"bpe": name, <fairseq arg>: absolute path, ...}`` for fairseq's hub
+    ``from_pretrained(..., **kwargs)`` or as ``--bpe``/``--gpt2-encoder-json``... args."""
+    manifest = load_manifest(data_dir)
+    root = Path(data_dir).resolve()
+    kwargs = {"bpe": manifest["bpe"]}
+    for arg, name in manifest["bpe_files"].items():
+        path = root / name
+        if not path.is_file():
+            raise UserError(f"{data_dir} lacks {name}, listed in its {MANIFEST}; "
+                            "run roberta-preprocess again")
+        kwargs[arg] = str(path)
+    return kwargs
+
+
+def encoder_from_dir(data_dir):
+    """The BPE encoder of a data directory: ``.encode(text) -> str``, ``.decode(str) -> text``."""
+    kwargs = bpe_kwargs(data_dir)
+    return load_encoder(kwargs.pop("bpe"), kwargs)
+
+
+# --- GPT-2 files --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Gpt2Files:
+    encoder_json: Path
+    vocab_bpe: Path
+    dict_txt: Optional[Path] = None  # fairseq's RoBERTa dict.txt; None: build from the data
+
+
+def resolve_gpt2_files(gpt2_dir=None, encoder_json=None, vocab_bpe=None, dict_txt=None) -> Gpt2Files:
+    """Explicit paths win over files found in ``gpt2_dir``; encoder.json and vocab.bpe are
+    required, dict.txt is optional. Checks that the files exist and belong together."""
+    if gpt2_dir is not None:
+        gpt2_dir = Path(gpt2_dir)
+        if not gpt2_dir.is_dir():
+            raise UserError(f"--gpt2-dir {gpt2_dir} is not a directory; pass the directory that "
+                            "holds encoder.json and vocab.bpe")
+        encoder_json = encoder_json or gpt2_dir / "encoder.json"
+        vocab_bpe = vocab_bpe or gpt2_dir / "vocab.bpe"
+        if dict_txt is None and (gpt2_dir / "dict.txt").is_file():
+            dict_txt = gpt2_dir / "dict.txt"
+    if encoder_json is None or vocab_bpe is None:
+        have = "--gpt2-encoder without --gpt2-vocab" if encoder_json else (
+            "--gpt2-vocab without --gpt2-encoder" if vocab_bpe else "no GPT-2 files")
+        raise UserError(f"--bpe gpt2 got {have}; pass --gpt2-dir DIR (with encoder.json and "
+                        "vocab.bpe) or both --gpt2-encoder and --gpt2-vocab")
+    for path, what in ((encoder_json, "encoder.json"), (vocab_bpe, "vocab.bpe"), (dict_txt, "dict.txt")):
+        if path is not None and not Path(path).is_file():
+            raise UserError(f"GPT-2 {what} file {path} does not exist; pass encoder.json and "
+                            "vocab.bpe together (with --gpt2-dir DIR or --gpt2-encoder/--gpt2-vocab)")
+    files = Gpt2Files(Path(encoder_json), Path(vocab_bpe), dict_txt and Path(dict_txt))
+    encoder = _load_encoder_json(files.encoder_json)
+    ByteLevelEncoder(files.encoder_json, files.vocab_bpe)  # raises UserError on a mismatch
+    if files.dict_txt is not None:
+        check_gpt2_dict(files.dict_txt, encoder, files.encoder_json)
+    return files
+
+
+def _load_encoder_json(path) -> dict:
+    try:
+        encoder = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not a GPT-2 encoder.json ({e}); pass the encoder.json "
+                        "released with GPT-2 (e.g. ../shared/data/gpt2_bpe)") from None
+    if not isinstance(encoder, dict) or not all(isinstance(v, int) for v in encoder.values()):
+        raise UserError(f"{path} is not a GPT-2 encoder.json (not a token -> id map); pass the "
+                        "encoder.json released with GPT-2")
+    return encoder
+
+
+def check_gpt2_dict(dict_txt, encoder: dict, encoder_json="encoder.json"):
+    """A GPT-2 dict.txt lists encoder ids as symbols (plus madeupwordNNNN padding): every other
+    symbol must be an id of ``encoder``, and most of the encoder's ids must be listed (a dict
+    learned on another BPE with a small vocabulary also has only numeric symbols)."""
+    from fairseq.data import Dictionary
+
+    try:
+        dictionary = Dictionary.load(str(dict_txt))
+    except (ValueError, RuntimeError, UnicodeError) as e:
+        raise UserError(f"{dict_txt} is not a fairseq dict.txt ({e}); pass fairseq's GPT-2 "
+                        "dict.txt, or leave out --gpt2-dict to build one from the data") from None
+    ids = set(encoder.values())
+    symbols = dictionary.symbols[dictionary.nspecial:]
+    numeric = {int(s) for s in symbols if s.isascii() and s.isdigit()}
+    foreign = [s for s in symbols if not (s.isascii() and s.isdigit() and int(s) in ids)
+               and not s.startswith("madeupword") and not re.fullmatch(r"<\w+>", s)]
+    if foreign:
+        raise UserError(f"{dict_txt} does not belong to {encoder_json}: {len(foreign)} of its "
+                        f"symbols are not GPT-2 ids (first: {foreign[0]!r}); pass the dict.txt "
+                        "made for this encoder, or leave out --gpt2-dict to build one from the data")
+    coverage = len(numeric & ids) / max(1, len(ids))
+    if coverage < GPT2_DICT_MIN_COVERAGE:
+        raise UserError(f"{dict_txt} lists only {len(numeric & ids)} of the {len(ids)} ids in "
+                        f"{encoder_json}, so it was made for another BPE; pass fairseq's GPT-2 "
+                        "dict.txt, or leave out --gpt2-dict to build one from the data")
+    return dictionary
+
+
+def copy_gpt2_files(files: Gpt2Files, out_dir) -> Dict[str, str]:
+    """Copy encoder.json and vocab.bpe into ``out_dir``; returns manifest ``bpe_files``."""
+    names = BPE_FILES["gpt2"]
+    shutil.copyfile(files.encoder_json, Path(out_dir, names["gpt2_encoder_json"]))
+    shutil.copyfile(files.vocab_bpe, Path(out_dir, names["gpt2_vocab_bpe"]))
+    return dict(names)
+
+
+# --- training -----------------------------------------------------------------------------------
+def train_bytelevel(lines: Iterable[str], vocab_size: int, out_dir) -> Dict[str, str]:
+    """Learn a byte-level BPE (no special tokens: fairseq's dictionary adds its own) and save
+    vocab.json + merges.txt, the files fairseq's ``--bpe hf_byte_bpe`` loads."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    tokenizer = ByteLevelBPETokenizer(add_prefix_space=False)
+    tokenizer.train_from_iterator(lines, vocab_size=vocab_size, min_frequency=2,
+                                  special_tokens=[], show_progress=False)
+    tokenizer.save_model(str(out_dir))  # writes vocab.json and merges.txt
+    return dict(BPE_FILES["hf_byte_bpe"])
+
+
+def train_sentencepiece(lines: Iterable[str], vocab_size: int, out_dir, seed: int = 1,
+                        threads: int = 1) -> Dict[str, str]:
+    """Learn a sentencepiece BPE model and save sentencepiece.bpe.model (the name fairseq's hub
+    looks for). Deterministic for a given ``seed``: the input sample is seeded."""
+    import sentencepiece as spm
+
+    spm.set_random_generator_seed(seed)
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines), model_writer=model, model_type="bpe",
+            vocab_size=vocab_size,
+            character_coverage=1.0,  # keep every character seen (default drops the rarest 0.05%)
+            bos_id=-1, eos_id=-1,  # fairseq's dictionary has its own <s> and </s>
+            input_sentence_size=SPM_MAX_SENTENCES, shuffle_input_sentence=True,
+            max_sentence_length=SPM_MAX_LINE_BYTES, num_threads=max(1, threads),
+            minloglevel=2)  # errors only
+    except RuntimeError as e:
+        raise UserError(f"sentencepiece could not learn a {vocab_size}-piece vocabulary "
+                        f"({' '.join(str(e).split())}); pass a smaller --vocab-size or more text") from None
+    name = BPE_FILES["sentencepiece"]["sentencepiece_model"]
+    Path(out_dir, name).write_bytes(model.getvalue())
+    return dict(BPE_FILES["sentencepiece"])

@@ -1,0 +1,177 @@
+"""Load a trained RoBERTa offline with its BPE, and use it from Python.
+
+    from roberta_cli import hub
+    m = hub.from_pretrained("checkpoints/books")          # checkpoint_best.pt + dict + BPE
+    m.fill_mask("The <mask> of the house was <mask>.", topk=3)
+    feats = m.extract_features_batch(["A short one.", "A somewhat longer sentence."])
+    m.register_classification_head("sentiment", num_classes=2)
+    m.predict_batch("sentiment", ["good", "bad"])
+
+The model directory holds what roberta-train puts there: checkpoints, dict.txt, the BPE files
+and manifest.json. RobertaHub is fairseq's RobertaHubInterface (encode, decode,
+extract_features, register_classification_head, predict, .eval(), .to(device)) plus fill_mask
+with several masks and batched methods that sort by length and pad minimally.
+"""
+import json
+import os
+
+import roberta_cli  # noqa: F401  (compat patches before fairseq)
+import torch
+from fairseq import hub_utils
+from fairseq.models.roberta.hub_interface import RobertaHubInterface
+
+from roberta_cli.errors import UserError
+
+MASK = "<mask>"
+# fairseq --bpe name -> {fairseq argument: file name in the model directory}
+BPE_FILES = {
+    "gpt2": {"gpt2_encoder_json": "encoder.json", "gpt2_vocab_bpe": "vocab.bpe"},
+    "hf_byte_bpe": {"bpe_vocab": "vocab.json", "bpe_merges": "merges.txt"},
+    "sentencepiece": {"sentencepiece_model": "sentencepiece.bpe.model"},
+}
+
+
+def bpe_args(model_dir):
+    """fairseq BPE arguments for the files kept in ``model_dir`` (manifest.json says which)."""
+    manifest_path = os.path.join(model_dir, "manifest.json")
+    kinds = list(BPE_FILES)
+    if os.path.isfile(manifest_path):
+        with open(manifest_path) as f:
+            kinds = [json.load(f)["bpe"]]
+    for kind in kinds:
+        files = {arg: os.path.join(model_dir, name) for arg, name in BPE_FILES[kind].items()}
+        if all(os.path.isfile(p) for p in files.values()):
+            return {"bpe": kind, **files}
+    raise UserError(f"no BPE files in {model_dir} (encoder.json + vocab.bpe, vocab.json + "
+                    "merges.txt, or sentencepiece.bpe.model); copy them from the data-bin")
+
+
+def from_pretrained(model_dir, checkpoint_file="checkpoint_best.pt", device=None, **overrides):
+    """A RobertaHub in eval mode for ``model_dir/checkpoint_file``; nothing is downloaded."""
+    path = os.path.join(model_dir, checkpoint_file)
+    if not os.path.isfile(path):
+        raise UserError(f"no checkpoint {path}; train one with roberta-train or name the file")
+    if not os.path.isfile(os.path.join(model_dir, "dict.txt")):
+        raise UserError(f"no dict.txt in {model_dir}; copy the data-bin's dict.txt next to it")
+    loaded = hub_utils.from_pretrained(
+        model_dir, checkpoint_file, data_name_or_path=".", load_checkpoint_heads=True,
+        **{**bpe_args(model_dir), **overrides})
+    hub = RobertaHub(loaded["args"], loaded["task"], loaded["models"][0]).eval()
+    return hub.to(device) if device else hub
+
+
+class RobertaHub(RobertaHubInterface):
+    """fairseq's RoBERTa hub interface plus multi-mask fill_mask and batched methods."""
+
+    max_tokens = 8192  # tokens per padded batch in the *_batch methods
+
+    # --- batching ---------------------------------------------------------------------------
+    def encode_batch(self, sentences):
+        """``encode`` each item: a string, or a tuple of strings for a sentence pair."""
+        return [self.encode(*s) if isinstance(s, (tuple, list)) else self.encode(s)
+                for s in sentences]
+
+    def _batches(self, token_lists):
+        """(indices, padded tokens) batches, longest first, at most max_tokens padded tokens."""
+        order = sorted(range(len(token_lists)), key=lambda i: -len(token_lists[i]))
+        batch = []
+        for i in order:
+            if batch and len(token_lists[batch[0]]) * (len(batch) + 1) > self.max_tokens:
+                yield batch, self._pad([token_lists[j] for j in batch])
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch, self._pad([token_lists[j] for j in batch])
+
+    def _pad(self, tokens):
+        pad = self.task.source_dictionary.pad()
+        out = torch.full((len(tokens), max(len(t) for t in tokens)), pad, dtype=torch.long)
+        for row, t in enumerate(tokens):
+            out[row, : len(t)] = t
+        return out.to(self.device)
+
+    def _tokens(self, items):
+        return [t if torch.is_tensor(t) else self.encode(*t) if isinstance(t, (tuple, list))
+                else self.encode(t) for t in items]
+
+    @torch.inference_mode()
+    def extract_features_batch(self, items, return_all_hiddens=False):
+        """Last-layer features (or all layers) per item, each of shape (len, hidden) unpadded;
+        items are strings, pairs of strings, or token tensors from ``encode``."""
+        tokens = self._tokens(items)
+        out = [None] * len(tokens)
+        for idx, batch in self._batches(tokens):
+            features, extra = self.model(batch, features_only=True, return_all_hiddens=return_all_hiddens)
+            layers = [h.transpose(0, 1) for h in extra["inner_states"]] if return_all_hiddens else None
+            for row, i in enumerate(idx):
+                n = len(tokens[i])
+                out[i] = [h[row, :n] for h in layers] if layers else features[row, :n]
+        return out
+
+    @torch.inference_mode()
+    def predict_batch(self, head, items, return_logits=False):
+        """Class log-probabilities (or logits) of ``head`` for each item, as one tensor."""
+        tokens = self._tokens(items)
+        out = [None] * len(tokens)
+        for idx, batch in self._batches(tokens):
+            features = self.model(batch, features_only=True)[0]
+            # the head reads <s>: padding on the right leaves position 0 untouched
+            logits = self.model.classification_heads[head](features)
+            scores = logits if return_logits else torch.log_softmax(logits.float(), dim=-1)
+            for row, i in enumerate(idx):
+                out[i] = scores[row]
+        return torch.stack(out)
+
+    # --- fill-mask -------------------------------------------------------------------------
+    def _masked_tokens(self, masked_input):
+        if MASK not in masked_input:
+            raise UserError(f"fill_mask needs at least one {MASK} in the input, e.g. 'He is a {MASK} guy'")
+        spans = [self.bpe.encode(span.rstrip()) for span in masked_input.split(MASK)]
+        line = "<s> " + f" {MASK} ".join(spans).strip() + " </s>"
+        return self.task.source_dictionary.encode_line(line, append_eos=False, add_if_not_exist=False).long()
+
+    def _fill(self, masked_input, tokens, logits, topk):
+        d = self.task.source_dictionary
+        logits = logits.float()
+        logits[:, : d.nspecial] = float("-inf")  # never predict <s>, <pad>, </s>, <unk>
+        logits[:, self.task.mask_idx] = float("-inf")
+        probs, index = logits.softmax(dim=-1).topk(topk, dim=-1)
+        words = [[self._word(d[int(j)]) for j in row] for row in index]
+        results = []
+        for m in range(len(words)):
+            candidates = []
+            for k in range(topk):
+                chosen = [words[i][k if i == m else 0] for i in range(len(words))]
+                candidates.append((self._substitute(masked_input, chosen), probs[m, k].item(), words[m][k]))
+            results.append(candidates)
+        return results[0] if len(results) == 1 else results
+
+    def _word(self, symbol):
+        word = self.bpe.decode(symbol)
+        return " " + word if symbol.startswith("\u2581") and not word.startswith(" ") else word
+
+    @staticmethod
+    def _substitute(masked_input, words):
+        spans = masked_input.split(MASK)
+        out = spans[0]
+        for word, span in zip(words, spans[1:]):
+            out = (out[:-1] if out.endswith(" ") and word.startswith(" ") else out) + word + span
+        return out
+
+    @torch.inference_mode()
+    def fill_mask(self, masked_input, topk=5):
+        """Top-k fillers for each <mask>. One mask: [(filled sentence, prob, word)] as in fairseq.
+        Several masks: one such list per mask; the other masks take their top-1 word."""
+        return self.fill_mask_batch([masked_input], topk)[0]
+
+    @torch.inference_mode()
+    def fill_mask_batch(self, masked_inputs, topk=5):
+        """``fill_mask`` for many inputs, run as padded, length-sorted batches."""
+        tokens = [self._masked_tokens(s) for s in masked_inputs]
+        out = [None] * len(tokens)
+        for idx, batch in self._batches(tokens):
+            logits = self.model(batch, features_only=False)[0]
+            for row, i in enumerate(idx):
+                positions = (tokens[i] == self.task.mask_idx).nonzero(as_tuple=True)[0]
+                out[i] = self._fill(masked_inputs[i], tokens[i], logits[row, positions], topk)
+        return out

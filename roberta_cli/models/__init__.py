@@ -1,0 +1,2 @@
+"""fairseq registrations of roberta-cli's model architectures."""
+from roberta_cli.models import architectures  # noqa: F401

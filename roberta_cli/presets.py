@@ -1,0 +1,95 @@
+"""The one table of presets: model sizes, the paper's pretraining hyperparameters, per-task
+fine-tuning settings. Read by the commands, the registered architectures and the recipes:
+
+    python -m roberta_cli.presets            # print the table
+    python -m roberta_cli.presets size small # one row as shell assignments, for recipes
+
+Numbers are from Liu et al. 2019 (Appendix, Table 9) and fairseq's RoBERTa README unless the
+comment says otherwise.
+"""
+import sys
+
+# name -> (layers, hidden, ffn, heads); registered as fairseq archs "rcli_<name>" unless the
+# arch is fairseq's own. tiny/small/medium are ours: sizes that train on one CPU machine.
+SIZES = {
+    "tiny": dict(layers=2, hidden=128, ffn=512, heads=2, arch="rcli_tiny"),  # ~7M params w/ 50K vocab
+    "small": dict(layers=4, hidden=256, ffn=1024, heads=4, arch="rcli_small"),  # ~16M
+    "medium": dict(layers=8, hidden=512, ffn=2048, heads=8, arch="rcli_medium"),  # ~51M
+    "base": dict(layers=12, hidden=768, ffn=3072, heads=12, arch="roberta_base"),  # 125M
+    "large": dict(layers=24, hidden=1024, ffn=4096, heads=16, arch="roberta_large"),  # 355M
+}
+
+# The paper's pretraining recipe (Table 9), as fairseq flags' values.
+PRETRAIN = dict(
+    optimizer="adam",
+    adam_betas="(0.9,0.98)",
+    adam_eps=1e-6,
+    weight_decay=0.01,
+    clip_norm=0.0,  # no gradient clipping
+    lr_scheduler="polynomial_decay",  # linear decay to 0 after warmup
+    dropout=0.1,
+    attention_dropout=0.1,
+    tokens_per_sample=512,  # full-length sequences from the start
+    sample_break_mode="complete",  # FULL-SENTENCES
+    mask_prob=0.15,  # of which 80% <mask>, 10% kept, 10% random
+    leave_unmasked_prob=0.1,
+    random_token_prob=0.1,
+)
+
+# Peak LR and warmup (updates) by total batch size (sequences / update), Table 3 and Table 9.
+# Sizes in between take the row of the nearest batch size below.
+BATCH_LR = {
+    256: dict(lr=1e-4, warmup=10000),  # BERT's batch; 1M steps in the paper
+    2048: dict(lr=7e-4, warmup=10000),  # fairseq's README uses 5e-4
+    8192: dict(lr=1e-3, warmup=24000),  # RoBERTa's batch (base; large uses lr 4e-4, 30K warmup)
+}
+SIZE_LR = {  # the paper's final recipe per model size at 8K sequences
+    "base": dict(lr=6e-4, warmup=24000),
+    "large": dict(lr=4e-4, warmup=30000),
+}
+
+# GLUE fine-tuning (fairseq's published settings): lr, batch (sequences), updates, warmup.
+GLUE = {
+    "MNLI": dict(lr=1e-5, batch=32, updates=123873, warmup=7432, classes=3),
+    "QNLI": dict(lr=1e-5, batch=32, updates=33112, warmup=1986, classes=2),
+    "QQP": dict(lr=1e-5, batch=32, updates=113272, warmup=28318, classes=2),
+    "RTE": dict(lr=2e-5, batch=16, updates=2036, warmup=122, classes=2),
+    "SST-2": dict(lr=1e-5, batch=32, updates=20935, warmup=1256, classes=2),
+    "MRPC": dict(lr=1e-5, batch=16, updates=2296, warmup=137, classes=2),
+    "CoLA": dict(lr=1e-5, batch=16, updates=5336, warmup=320, classes=2),
+    "STS-B": dict(lr=2e-5, batch=16, updates=3598, warmup=214, classes=1),  # regression
+}
+
+
+def size(name):
+    """The SIZES row for ``name``; a clear error naming the choices otherwise."""
+    if name not in SIZES:
+        raise KeyError(f"unknown model size {name!r}; choose one of: {', '.join(SIZES)}")
+    return SIZES[name]
+
+
+def lr_for_batch(total_batch, size_name=None):
+    """Peak LR and warmup for a total batch size (sequences per update)."""
+    if size_name in SIZE_LR and total_batch >= 8192:
+        return dict(SIZE_LR[size_name])
+    row = max((b for b in BATCH_LR if b <= total_batch), default=min(BATCH_LR))
+    return dict(BATCH_LR[row])
+
+
+def _main(argv):
+    if argv[:1] == ["size"] and len(argv) == 2:
+        for k, v in size(argv[1]).items():
+            print(f"{k.upper()}={v}")
+        return
+    print("sizes:")
+    for name, row in SIZES.items():
+        print(f"  {name:7s} " + " ".join(f"{k}={v}" for k, v in row.items()))
+    print("pretraining: " + " ".join(f"{k}={v}" for k, v in PRETRAIN.items()))
+    print("lr by batch: " + " ".join(f"{b}:{r['lr']}/{r['warmup']}" for b, r in BATCH_LR.items()))
+
+
+if __name__ == "__main__":
+    try:
+        _main(sys.argv[1:])
+    except KeyError as e:
+        sys.exit(f"error: {e.args[0]}")

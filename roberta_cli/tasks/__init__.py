@@ -1,0 +1,2 @@
+"""fairseq registrations of roberta-cli's tasks."""
+from roberta_cli.tasks import pretraining  # noqa: F401

@@ -1,0 +1,70 @@
+"""Shared fixtures. Real data comes from ../shared/data (or $ROBERTA_CLI_DATA); tests that need
+it skip when it is absent, unless ROBERTA_CLI_REQUIRE_DATA=1 (CI), which makes that a failure."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # console scripts of the environment running the tests
+
+
+def _data_root():
+    return Path(os.environ.get("ROBERTA_CLI_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    root = _data_root()
+    if not (root / "SOURCES.md").is_file():
+        msg = f"shared data not found at {root} (set ROBERTA_CLI_DATA to the shared/data folder)"
+        if os.environ.get("ROBERTA_CLI_REQUIRE_DATA") == "1":
+            pytest.fail(msg + "; ROBERTA_CLI_REQUIRE_DATA=1 makes this a failure")
+        pytest.skip(msg)
+    return root
+
+
+def run_cli(name, *args, check=True, env=None, timeout=900):
+    """Run a console script of this environment; returns the CompletedProcess (text)."""
+    proc = subprocess.run([str(BIN / name), *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def assert_user_error(proc, prog, *words):
+    """A user mistake: exit 2, one line `<prog>: error: ...` on stderr, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"{prog}: error:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    for w in words:
+        assert w.lower() in lines[0].lower(), (w, lines[0])
+
+
+@pytest.fixture(scope="session")
+def wiki_bin(shared_data, tmp_path_factory):
+    """WikiText-2 test (train) and valid (valid) with the GPT-2 BPE files: a real data-bin."""
+    out = tmp_path_factory.mktemp("bin") / "wiki"
+    wiki = shared_data / "wikitext-2-raw"
+    run_cli("roberta-preprocess", wiki / "wiki.test.raw", "--valid", wiki / "wiki.valid.raw",
+            "--destdir", out, "--bpe", "gpt2", "--gpt2-dir", shared_data / "gpt2_bpe",
+            "--doc-boundary", "blank-line", "--workers", "2")
+    return out
+
+
+TINY_TRAIN = ["--size", "tiny", "--tokens-per-sample", "64", "--batch-size", "16",
+              "--lr", "2e-3", "--warmup-updates", "20", "--log-interval", "10", "--seed", "3"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(wiki_bin, tmp_path_factory):
+    """A tiny RoBERTa pretrained by roberta-train for 150 updates on real text."""
+    save = tmp_path_factory.mktemp("run") / "tiny"
+    proc = run_cli("roberta-train", wiki_bin, "--save-dir", save, "--max-update", "150",
+                   "--valid-interval", "50", *TINY_TRAIN, "--", "--max-valid-steps", "25")
+    (save / "stderr.log").write_text(proc.stderr)
+    return save

@@ -1,0 +1,183 @@
+"""roberta_cli.data.corpus on real excerpts: document boundaries, line ends, encodings, splits.
+
+    /work/main/.venv/bin/python -m pytest tests/test_corpus.py -q
+"""
+import re
+
+import numpy as np
+import pytest
+
+import roberta_cli  # noqa: F401  (compat patches first)
+from roberta_cli.data import corpus
+from roberta_cli.errors import UserError
+
+BOOK = "gutenberg/pg41935.txt"  # The Adventures of Ulysses the Wanderer: CRLF, 152 KB
+
+
+def docs_of(path, boundary, errors="strict"):
+    return list(corpus.documents(corpus.read_lines(path, errors), boundary))
+
+
+@pytest.fixture(scope="module")
+def wiki_head(shared_data, tmp_path_factory):
+    """The first 60 lines of WikiText-2 valid (its blank lines are exactly ' \\n')."""
+    lines = (shared_data / "wikitext-2-raw/wiki.valid.raw").read_bytes().split(b"\n")[:60]
+    path = tmp_path_factory.mktemp("wiki") / "head.raw"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path, [ln.decode("utf-8") for ln in lines]
+
+
+@pytest.fixture(scope="module")
+def book_head(shared_data, tmp_path_factory):
+    """The first 300 lines of a Gutenberg book, CRLF line ends as distributed."""
+    data = (shared_data / BOOK).read_bytes()
+    head = b"".join(data.splitlines(keepends=True)[:300])
+    assert head.count(b"\r\n") == 300
+    path = tmp_path_factory.mktemp("book") / "book.txt"
+    path.write_bytes(head)
+    return path, head.decode("utf-8")
+
+
+def test_blank_line_mode_on_wikitext(wiki_head):
+    path, raw = wiki_head
+    docs = docs_of(path, "blank-line")
+    # every non-blank line is its own paragraph, and in WikiText every one is followed by a blank
+    non_blank = [ln.strip() for ln in raw if ln.strip()]
+    assert [p for d in docs for p in d] == non_blank
+    assert docs[0] == ["= Homarus gammarus ="]
+    assert docs[1][0].startswith("Homarus gammarus , known as the European lobster")
+    # headings stand alone between blank lines; a section's paragraphs are consecutive lines
+    assert docs[2] == ["= = Description = ="]
+    assert len(docs[3]) == 7 and docs[3][1].startswith("The first pair of pereiopods")
+    assert all(p == p.strip() and p for d in docs for p in d)
+
+
+def test_blank_line_mode_groups_consecutive_lines(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("\n \n first para\nsecond para \n\t\n\n third\n \n", encoding="utf-8")
+    assert docs_of(path, "blank-line") == [["first para", "second para"], ["third"]]
+
+
+def test_file_mode_joins_hard_wrapped_lines_of_a_book(book_head):
+    path, text = book_head
+    docs = docs_of(path, "file")
+    assert len(docs) == 1
+    # independent reference: paragraphs are runs of non-blank lines, joined with a space
+    blocks = re.split(r"\r\n(?:[ \t]*\r\n)+", text.strip())
+    expected = [" ".join(ln.strip() for ln in b.split("\r\n") if ln.strip()) for b in blocks]
+    assert docs[0] == [p for p in expected if p]
+    assert not any("\r" in p or "\n" in p for p in docs[0])
+    assert docs[0][0].startswith("The Project Gutenberg EBook of The Adventures of Ulysses")
+    assert len(docs[0]) < sum(1 for ln in text.splitlines() if ln.strip())  # lines were joined
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r"])
+def test_lf_crlf_and_cr_read_the_same(book_head, tmp_path, newline):
+    path, text = book_head
+    other = tmp_path / "other.txt"
+    other.write_bytes(text.encode("utf-8").replace(b"\r\n", newline))
+    for boundary in corpus.DOC_BOUNDARIES:
+        assert docs_of(other, boundary) == docs_of(path, boundary)
+
+
+def test_bom_is_dropped(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffHello\r\n\r\nWorld\r\n".encode("utf-8"))
+    assert docs_of(path, "blank-line") == [["Hello"], ["World"]]
+
+
+def test_invalid_utf8_names_file_and_offset(shared_data, tmp_path):
+    good = (shared_data / BOOK).read_bytes()[:5000]
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(good + "café".encode("latin-1") + good)
+    with pytest.raises(UserError, match=rf"latin1.txt is not valid UTF-8 \(first bad byte at offset {len(good) + 3}\).*--errors replace"):
+        docs_of(path, "file")
+    assert corpus.first_invalid_utf8(path) == len(good) + 3
+    assert corpus.first_invalid_utf8(shared_data / BOOK) == -1
+    replaced = docs_of(path, "file", errors="replace")
+    assert "caf\ufffd" in " ".join(replaced[0])
+
+
+def test_invalid_utf8_offset_beyond_first_block(tmp_path):
+    path = tmp_path / "big.txt"
+    prefix = ("é" * 700_000).encode("utf-8")  # 1.4 MB: the bad byte is in the second 1 MiB block
+    path.write_bytes(prefix + b"\xc3(" + b"tail")
+    assert corpus.first_invalid_utf8(path) == len(prefix)
+    truncated = tmp_path / "truncated.txt"
+    truncated.write_bytes(prefix + "é".encode("utf-8")[:1])
+    assert corpus.first_invalid_utf8(truncated) == len(prefix)
+
+
+def test_binary_file_is_refused(tmp_path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"PK\x03\x04\x00\x00binary")
+    with pytest.raises(UserError, match="NUL bytes, so it is a binary file"):
+        docs_of(path, "file")
+    late = tmp_path / "late.txt"
+    late.write_bytes(b"text\n" * 5000 + b"a\x00b\n")  # NUL after the sniffed head
+    with pytest.raises(UserError, match="binary file"):
+        docs_of(late, "file")
+
+
+def test_find_sources_sorted_skips_hidden_and_empty(tmp_path):
+    for rel in ["b/2.txt", "b/10.txt", "a.txt", ".hidden.txt", ".git/x.txt", "c/notes.md", "empty.txt"]:
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("" if rel == "empty.txt" else "x\n", encoding="utf-8")
+    names = [s.path.relative_to(tmp_path).as_posix() for s in corpus.find_sources([tmp_path])]
+    assert names == ["a.txt", "b/10.txt", "b/2.txt", "c/notes.md"]
+    names = [s.path.name for s in corpus.find_sources([tmp_path], include="*.txt")]
+    assert names == ["a.txt", "10.txt", "2.txt"]
+    # an explicit file is read whatever its name; a duplicate is read once
+    assert len(corpus.find_sources([tmp_path / "c/notes.md", tmp_path / "c/notes.md"], "*.txt")) == 1
+    with pytest.raises(UserError, match="does not exist"):
+        corpus.find_sources([tmp_path / "nope"])
+    with pytest.raises(UserError, match="is empty"):
+        corpus.find_sources([tmp_path / "empty.txt"])
+    with pytest.raises(UserError, match="has no non-empty files matching '\\*.rst'"):
+        corpus.find_sources([tmp_path], include="*.rst")
+
+
+def test_doc_boundary_auto(tmp_path):
+    f = tmp_path / "f.txt"
+    f.write_text("x", encoding="utf-8")
+    assert corpus.resolve_doc_boundary("auto", [f]) == "blank-line"
+    assert corpus.resolve_doc_boundary("auto", [f, tmp_path]) == "file"
+    assert corpus.resolve_doc_boundary("file", [f]) == "file"
+
+
+def test_splits_are_whole_documents_and_deterministic():
+    a = corpus.split_documents(100, valid_fraction=0.1, test_fraction=0.05, seed=3)
+    b = corpus.split_documents(100, valid_fraction=0.1, test_fraction=0.05, seed=3)
+    c = corpus.split_documents(100, valid_fraction=0.1, test_fraction=0.05, seed=4)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["valid"], c["valid"])
+    assert (len(a["train"]), len(a["valid"]), len(a["test"])) == (85, 10, 5)
+    together = np.concatenate([a["train"], a["valid"], a["test"]])
+    assert sorted(together.tolist()) == list(range(100))  # disjoint, nothing lost
+    assert all(np.all(np.diff(a[k]) > 0) for k in a)  # corpus order kept
+    # a tiny fraction still gets one document; no test split unless asked
+    small = corpus.split_documents(3, valid_fraction=0.01)
+    assert (len(small["train"]), len(small["valid"]), len(small["test"])) == (2, 1, 0)
+
+
+def test_split_needs_a_training_document():
+    with pytest.raises(UserError, match="leaves no training documents: the input has 1 document.*--valid FILE"):
+        corpus.split_documents(1, valid_fraction=0.05)
+    with pytest.raises(UserError, match="at least 3 documents"):
+        corpus.split_documents(2, valid_fraction=0.3, test_fraction=0.3)
+
+
+def test_iter_documents_picks_wanted_documents(shared_data, wiki_head, book_head):
+    sources = [corpus.Source(wiki_head[0], 0), corpus.Source(book_head[0], 0),
+               corpus.Source(wiki_head[0], 0)]
+    counts = corpus.count_documents(sources, "blank-line")
+    everything = list(corpus.iter_documents(sources, "blank-line"))
+    assert len(everything) == sum(counts)
+    wanted = np.array([0, 3, counts[0] + 1, sum(counts) - 1])
+    picked = list(corpus.iter_documents(sources, "blank-line", counts=counts, wanted=wanted))
+    assert picked == [everything[i] for i in wanted]
+    # files holding no wanted document are not opened at all
+    missing = [corpus.Source(wiki_head[0], 0), corpus.Source(shared_data / "no-such-file", 0)]
+    assert list(corpus.iter_documents(missing, "blank-line", counts=[counts[0], 5],
+                                      wanted=np.array([1]))) == [everything[1]]

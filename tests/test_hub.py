@@ -1,0 +1,99 @@
+"""roberta_cli.hub on a model pretrained by roberta-train: loading, fill-mask, features, heads."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from roberta_cli import hub
+from roberta_cli.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def model(tiny_run):
+    return hub.from_pretrained(tiny_run)
+
+
+def test_loads_offline_with_its_bpe(model, tiny_run):
+    assert not model.training
+    tokens = model.encode("Hello world")
+    assert tokens.tolist() == [0, 31414, 232, 2]  # fairseq's RoBERTa ids for <s> Hello Ġworld </s>
+    assert model.decode(tokens) == "Hello world"
+    text = "Ünïcödé — naïve café, 1,234 “quotes”."
+    assert model.decode(model.encode(text)) == text
+    assert model.encode("a", "b").tolist() == [0, 102, 2, 2, 428, 2]  # <s> a </s></s> b </s>
+
+
+def test_fill_mask_one_and_several_masks(model):
+    one = model.fill_mask("The king of <mask> was crowned in the cathedral.", topk=3)
+    assert len(one) == 3 and all(isinstance(p, float) for _, p, _ in one)
+    assert [p for _, p, _ in one] == sorted((p for _, p, _ in one), reverse=True)
+    sentence, _, word = one[0]
+    assert sentence == f"The king of{word} was crowned in the cathedral."
+    two = model.fill_mask("The <mask> went to the <mask> .", topk=2)
+    assert len(two) == 2 and all(len(c) == 2 for c in two)
+    first_word, second_word = two[0][0][2], two[1][0][2]
+    assert two[0][0][0] == f"The{first_word} went to the{second_word} ."
+    with pytest.raises(UserError, match="at least one <mask>"):
+        model.fill_mask("no mask here")
+
+
+def test_fill_mask_batch_matches_one_at_a_time(model):
+    inputs = ["A <mask> day.", "It was the best of times, it was the worst of <mask>."]
+    batched = model.fill_mask_batch(inputs, topk=2)
+    for text, got in zip(inputs, batched):
+        want = model.fill_mask(text, topk=2)
+        assert [w for _, _, w in got] == [w for _, _, w in want]
+        assert [p for _, p, _ in got] == pytest.approx([p for _, p, _ in want], rel=1e-4)
+
+
+def test_extract_features_shapes_and_batch_equivalence(model):
+    sentences = ["Short.", "A considerably longer sentence, with several more tokens in it.", "Mid length one."]
+    single = [model.extract_features(model.encode(s)) for s in sentences]
+    batched = model.extract_features_batch(sentences)
+    for s, one, many in zip(sentences, single, batched):
+        n = len(model.encode(s))
+        assert one.shape == (1, n, 128) and many.shape == (n, 128)
+        torch.testing.assert_close(one[0], many, rtol=1e-4, atol=1e-4)
+    layers = model.extract_features_batch(sentences[:1], return_all_hiddens=True)[0]
+    assert len(layers) == 3  # embeddings + 2 layers of the tiny size
+    torch.testing.assert_close(layers[-1], batched[0], rtol=1e-4, atol=1e-4)
+
+
+def test_classification_head_predict_and_batch(model):
+    model.register_classification_head("demo", num_classes=3)
+    items = ["good", ("a premise", "a hypothesis"), "a much longer text to score with the head"]
+    batched = model.predict_batch("demo", items)
+    assert batched.shape == (3, 3)
+    for item, row in zip(items, batched):
+        tokens = model.encode(*item) if isinstance(item, tuple) else model.encode(item)
+        torch.testing.assert_close(model.predict("demo", tokens)[0].detach(), row, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(batched.exp().sum(-1), torch.ones(3), atol=1e-5)
+
+
+def test_device_moves_and_eval(model):
+    moved = model.to("cpu").eval()
+    assert moved.device.type == "cpu" and not moved.model.training
+
+
+def test_missing_files_are_clear(tmp_path, tiny_run):
+    with pytest.raises(UserError, match="no checkpoint"):
+        hub.from_pretrained(tmp_path)
+    (tmp_path / "checkpoint_best.pt").write_bytes((tiny_run / "checkpoint_best.pt").read_bytes())
+    with pytest.raises(UserError, match="no dict.txt"):
+        hub.from_pretrained(tmp_path)
+    (tmp_path / "dict.txt").write_bytes((tiny_run / "dict.txt").read_bytes())
+    with pytest.raises(UserError, match="no BPE files"):
+        hub.from_pretrained(tmp_path)
+
+
+def test_vanilla_fairseq_hub_gives_the_same_features(model, tiny_run):
+    """fairseq's own RobertaModel.from_pretrained (no roberta-cli import in that process)."""
+    code = ("import torch; from fairseq.models.roberta import RobertaModel; "
+            f"m = RobertaModel.from_pretrained({str(tiny_run)!r}, 'checkpoint_best.pt', bpe='gpt2').eval(); "
+            "print(m.extract_features(m.encode('The river flows.'))[0, :, :4].flatten().tolist())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    theirs = torch.tensor(eval(proc.stdout.strip().splitlines()[-1]))
+    ours = model.extract_features(model.encode("The river flows."))[0, :, :4].flatten()
+    torch.testing.assert_close(ours.detach(), theirs, rtol=1e-4, atol=1e-4)

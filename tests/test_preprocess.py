@@ -1,0 +1,233 @@
+"""roberta-preprocess end to end on real Gutenberg books, and every kind of bad input.
+
+    /work/main/.venv/bin/python -m pytest tests/test_preprocess.py -q
+"""
+import json
+import os
+import shutil
+import subprocess
+from argparse import Namespace
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+import roberta_cli  # noqa: F401  (compat patches before fairseq)
+from conftest import BIN, REPO, run_cli
+from fairseq.data import Dictionary, data_utils, encoders
+from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
+from roberta_cli.data import binarize, bpe
+
+PROG = "roberta-preprocess"
+BOOKS = ["pg41935.txt", "pg1333.txt", "pg44447.txt"]  # the three smallest books, 152-161 KB
+DATASET_FILES = ["dict.txt", "train.bin", "train.idx", "valid.bin", "valid.idx", "manifest.json"]
+
+
+@pytest.fixture(scope="module")
+def books_dir(shared_data, tmp_path_factory):
+    """A directory holding three real books, plus files roberta-preprocess must not read."""
+    root = tmp_path_factory.mktemp("books")
+    for name in BOOKS:
+        shutil.copyfile(shared_data / "gutenberg" / name, root / name)
+    (root / "MANIFEST.tsv").write_text("file\ttitle\n", encoding="utf-8")  # excluded by --include
+    (root / ".hidden.txt").write_bytes(b"\x00\x01 not text")  # hidden: skipped
+    return root
+
+
+def gpt2_args(shared_data):
+    return ["--bpe", "gpt2", "--gpt2-dir", shared_data / "gpt2_bpe"]
+
+
+@pytest.fixture(scope="module")
+def books_bin(books_dir, shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "books"
+    proc = run_cli(PROG, books_dir, "--include", "*.txt", "--destdir", out, "--valid-fraction",
+                   "0.34", "--workers", "2", *gpt2_args(shared_data))
+    return out, proc
+
+
+def read_split(out, split):
+    dictionary = Dictionary.load(str(out / "dict.txt"))
+    return dictionary, data_utils.load_indexed_dataset(str(out / split), dictionary)
+
+
+def test_output_directory_and_manifest(books_bin, books_dir):
+    out, proc = books_bin
+    assert sorted(p.name for p in out.iterdir()) == sorted(DATASET_FILES + ["encoder.json", "vocab.bpe"])
+    assert [p.name for p in out.parent.iterdir()] == ["books"]  # no staging directory left
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["format"] == "roberta-cli-data/1" and manifest["bpe"] == "gpt2"
+    assert manifest["bpe_files"] == {"gpt2_encoder_json": "encoder.json", "gpt2_vocab_bpe": "vocab.bpe"}
+    assert manifest["doc_boundary"] == "file"  # auto: the input is a directory
+    assert [os.path.basename(s["path"]) for s in manifest["sources"]] == sorted(BOOKS)
+    assert [s["bytes"] for s in manifest["sources"]] == [(books_dir / b).stat().st_size for b in sorted(BOOKS)]
+    assert manifest["dictionary_size"] == 50260 == len((out / "dict.txt").read_text().splitlines())
+    assert manifest["created_by"] == "roberta-preprocess 0.1.0"
+    splits = manifest["splits"]
+    assert (splits["train"]["documents"], splits["valid"]["documents"]) == (2, 1)
+    for name, stats in splits.items():
+        dictionary, dataset = read_split(out, name)
+        assert len(dataset) == stats["lines"]
+        assert int(dataset.sizes.sum()) == stats["tokens"]
+        assert stats["unk"] == 0 and stats["bytes"] > 100_000
+    assert "train" in proc.stdout and "MB/s" in proc.stdout and proc.stderr == ""
+
+
+def test_documents_are_separated_by_single_empty_lines(books_bin):
+    out, _ = books_bin
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    for name in ("train", "valid"):
+        dictionary, dataset = read_split(out, name)
+        sizes = dataset.sizes
+        separators = [i for i, n in enumerate(sizes) if n == 1]
+        assert len(separators) == manifest["splits"][name]["documents"] - 1
+        assert 0 not in separators and len(sizes) - 1 not in separators
+        assert all(b - a > 1 for a, b in zip(separators, separators[1:]))
+        assert all(dataset[i][-1] == dictionary.eos() for i in range(len(dataset)))
+        assert all(dataset[i][0] == dictionary.eos() for i in separators)
+
+
+def test_text_decodes_back_and_fairseq_reads_it(books_bin, shared_data):
+    out, _ = books_bin
+    dictionary, dataset = read_split(out, "train")
+    encoder = bpe.encoder_from_dir(out)
+    first = encoder.decode(dictionary.string(dataset[0][:-1]))
+    assert first.startswith("The Project Gutenberg EBook of The Adventures of Ulysses the Wanderer")
+    # fairseq's own GPT-2 BPE, configured from bpe_kwargs, gives the same symbols
+    kwargs = bpe.bpe_kwargs(out)
+    assert kwargs == {"bpe": "gpt2", "gpt2_encoder_json": str(out / "encoder.json"),
+                      "gpt2_vocab_bpe": str(out / "vocab.bpe")}
+    assert encoders.build_bpe(Namespace(**kwargs)).encode(first) == encoder.encode(first)
+    # fairseq's masked_lm task loads it, honouring document boundaries
+    task = MaskedLMTask.setup_task(MaskedLMConfig(data=str(out), sample_break_mode="complete_doc",
+                                                  tokens_per_sample=256, seed=1))
+    task.load_dataset("valid")
+    sample = task.dataset("valid")[0]
+    assert 0 < len(sample["net_input.src_tokens"]) <= 256
+
+
+def test_recipe_with_one_worker_gives_identical_files(books_bin, books_dir, shared_data, tmp_path):
+    """recipes/binarize.sh, run from another directory with WORKERS=1, reproduces the 2-worker
+    output byte for byte."""
+    out, _ = books_bin
+    env = {**os.environ, "DATA": str(books_dir), "DESTDIR": str(tmp_path / "again"), "WORKERS": "1",
+           "VALID_FRACTION": "0.34", "GPT2_DIR": str(shared_data / "gpt2_bpe")}
+    proc = subprocess.run(["bash", str(REPO / "recipes/binarize.sh"), "--quiet"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    again = tmp_path / "again"
+    assert sorted(p.name for p in again.iterdir()) == sorted(p.name for p in out.iterdir())
+    for f in out.iterdir():
+        assert (again / f.name).read_bytes() == f.read_bytes(), f.name
+
+
+def test_worker_count_never_changes_output(books_dir, shared_data, monkeypatch, tmp_path):
+    """Tiny chunks, so that 2 and 3 workers really interleave; GPT-2 without dict.txt, so symbol
+    counts are merged across chunks into the dictionary."""
+    monkeypatch.setattr(binarize, "CHUNK_CHARS", 20_000)
+    monkeypatch.setattr(binarize, "CHUNK_LINES", 300)
+    gpt2 = bpe.resolve_gpt2_files(encoder_json=shared_data / "gpt2_bpe/encoder.json",
+                                  vocab_bpe=shared_data / "gpt2_bpe/vocab.bpe")  # no dict.txt
+    outputs = []
+    for workers in (1, 2, 3):
+        out = tmp_path / f"w{workers}"
+        manifest = binarize.preprocess([books_dir], out, bpe="gpt2", gpt2=gpt2, include="*.txt",
+                                       valid_fraction=0.34, workers=workers)
+        outputs.append({f.name: f.read_bytes() for f in out.iterdir()})
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert manifest["dictionary_size"] < 20_000  # built from these books, not fairseq's dict.txt
+
+
+@pytest.mark.parametrize("kind,fairseq_name,files", [
+    ("bytelevel", "hf_byte_bpe", {"bpe_vocab": "vocab.json", "bpe_merges": "merges.txt"}),
+    ("sentencepiece", "sentencepiece", {"sentencepiece_model": "sentencepiece.bpe.model"}),
+])
+def test_learned_bpe_data_dir(kind, fairseq_name, files, books_dir, shared_data, tmp_path):
+    out = tmp_path / kind
+    wiki = shared_data / "wikitext-2-raw/wiki.valid.raw"
+    manifest = binarize.preprocess([books_dir], out, bpe=kind, vocab_size=1000, include="*.txt",
+                                   valid=[wiki], workers=2)
+    assert manifest["bpe"] == fairseq_name and manifest["bpe_files"] == files
+    assert {s["role"] for s in manifest["sources"]} == {"input", "valid"}
+    assert manifest["splits"]["train"]["documents"] == 3  # --valid given: all input is training
+    assert sorted(p.name for p in out.iterdir()) == sorted(DATASET_FILES + list(files.values()))
+    dictionary, dataset = read_split(out, "valid")
+    assert len(dictionary) % 8 == 0 and int(dataset.sizes.sum()) == manifest["splits"]["valid"]["tokens"]
+    kwargs = bpe.bpe_kwargs(out)
+    theirs = encoders.build_bpe(Namespace(**kwargs))
+    ours = bpe.encoder_from_dir(out)
+    line = "The exoskeleton is generally blue above — café Quélet"
+    assert ours.encode(line) == theirs.encode(line)
+    assert ours.decode(ours.encode(line)) == line
+
+
+def test_force_replaces_and_refuses_without_it(books_dir, shared_data, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old", encoding="utf-8")
+    book = books_dir / BOOKS[0]
+    args = [book, "--valid", books_dir / BOOKS[1], "--destdir", out, "--quiet", *gpt2_args(shared_data)]
+    proc = run_cli(PROG, *args, check=False)
+    assert proc.returncode == 2 and "already exists and is not empty; pass --force" in proc.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    run_cli(PROG, *args, "--force")
+    assert sorted(p.name for p in out.iterdir()) == sorted(DATASET_FILES + ["encoder.json", "vocab.bpe"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_bad_inputs_are_one_line_errors(books_dir, shared_data, tmp_path):
+    """Each bad input: exit 2, exactly one stderr line `roberta-preprocess: error: ...`, no
+    traceback, and no output directory (or staging directory) left behind."""
+    def make(name, data):
+        path = tmp_path / "inputs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.mkdir()
+        return path
+
+    book = (books_dir / BOOKS[0]).read_bytes()
+    good = books_dir / BOOKS[1]
+    gpt2 = gpt2_args(shared_data)
+    only_encoder = make("only-encoder", None)
+    shutil.copyfile(shared_data / "gpt2_bpe/encoder.json", only_encoder / "encoder.json")
+    words_dict = make("words-dict.txt", b"the 100\nof 50\n")
+    cases = {  # name: (arguments before --destdir, words the error line must contain)
+        "missing input": ([tmp_path / "nope.txt", *gpt2], ["nope.txt does not exist"]),
+        "empty file": ([make("empty.txt", b""), *gpt2], ["is empty"]),
+        "empty directory": ([make("emptydir", None), *gpt2], ["has no non-empty files"]),
+        "only whitespace": ([make("blank.txt", b" \r\n\t\n  \n"), *gpt2], ["has no text"]),
+        "invalid utf-8": ([make("latin1.txt", book[:1000] + "é".encode("latin-1") + book[1000:]), *gpt2],
+                          ["latin1.txt is not valid UTF-8", "offset 1000", "--errors replace"]),
+        "binary file": ([make("model.bin", b"\x80\x02\x00\x00" + book[:100]), *gpt2], ["binary file"]),
+        "encoder.json without vocab.bpe": ([good, "--bpe", "gpt2", "--gpt2-dir", only_encoder],
+                                           ["vocab.bpe", "does not exist"]),
+        "encoder without vocab flag": ([good, "--gpt2-encoder", shared_data / "gpt2_bpe/encoder.json"],
+                                       ["--gpt2-encoder without --gpt2-vocab"]),
+        "mismatched dict.txt": ([good, *gpt2, "--gpt2-dict", words_dict], ["not GPT-2 ids"]),
+        "one document, valid fraction": ([good, "--doc-boundary", "file", "--valid-fraction", "0.1", *gpt2],
+                                         ["at least 2 documents", "--valid"]),
+        "fraction out of range": ([good, "--valid-fraction", "1.5", *gpt2], ["not in [0, 1)"]),
+        "valid twice": ([good, "--valid", good, "--valid-fraction", "0.1", *gpt2], ["use one of them"]),
+        "unknown flag": ([good, "--vocab", "8000", *gpt2], ["unrecognized arguments", "--help"]),
+    }
+
+    def run(item):
+        name, (args, words) = item
+        out = tmp_path / "runs" / name.replace(" ", "-") / "out"
+        out.parent.mkdir(parents=True)
+        proc = subprocess.run([str(BIN / PROG), *map(str, args), "--destdir", str(out)],
+                              capture_output=True, text=True, timeout=300)
+        return name, out, words, proc
+
+    with ThreadPoolExecutor(4) as pool:  # ~2 s of imports each; 2 cores
+        results = list(pool.map(run, cases.items()))
+    for name, out, words, proc in results:
+        assert proc.returncode == 2, (name, proc.returncode, proc.stderr[-3000:])
+        assert "Traceback" not in proc.stderr, (name, proc.stderr[-3000:])
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{PROG}: error: "), (name, proc.stderr)
+        for word in words:
+            assert word in lines[0], (name, word, lines[0])
+        assert list(out.parent.iterdir()) == [], (name, list(out.parent.iterdir()))

@@ -1,0 +1,143 @@
+"""roberta-train: batch planning, presets, bad input, a real pretraining run, resume, DDP."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import BIN, TINY_TRAIN, assert_user_error, run_cli
+from roberta_cli.cli import train
+from roberta_cli.compat import load_checkpoint
+from roberta_cli.errors import UserError
+from roberta_cli.train_log import read_jsonl
+
+
+def test_update_freq_reaches_total_batch():
+    assert train.update_freq(256, 16, 2) == 8
+    assert train.update_freq(None, 16, 4) == 1
+    with pytest.raises(UserError, match="not divisible by devices \\(2\\) x per-device batch \\(16\\)"):
+        train.update_freq(100, 16, 2)
+
+
+def test_count_devices_reads_launcher_env(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert train.count_devices("cpu") == 4
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.setenv("SLURM_NTASKS", "16")
+    assert train.count_devices("cuda") == 16
+
+
+def test_fairseq_argv_carries_the_papers_recipe(tmp_path):
+    o, passthrough = train.parse([str(tmp_path), "--size", "small", "--total-batch-size", "2048",
+                                  "--batch-size", "16", "--max-update", "1000", "--", "--foo", "1"])
+    argv = train.fairseq_argv(o, "rcli_small", "cpu", "fp32", 128, 1)
+    flags = dict(zip(argv[1::2], argv[2::2]))
+    assert flags["--adam-betas"] == "(0.9,0.98)" and flags["--adam-eps"] == "1e-06"
+    assert flags["--weight-decay"] == "0.01" and flags["--clip-norm"] == "0.0"
+    assert flags["--lr"] == "0.0007"  # batch 2K -> 7e-4 (paper Table 3)
+    assert flags["--warmup-updates"] == "100"  # preset 10K, capped at 10% of a 1000-update run
+    assert flags["--update-freq"] == "128" and flags["--lr-scheduler"] == "polynomial_decay"
+    assert passthrough == ["--foo", "1"]
+
+
+def test_bad_inputs_get_one_clear_line(tmp_path, wiki_bin):
+    assert_user_error(run_cli("roberta-train", tmp_path / "nope", check=False), "roberta-train", "does not exist")
+    (tmp_path / "empty").mkdir()
+    assert_user_error(run_cli("roberta-train", tmp_path / "empty", check=False), "roberta-train", "dict.txt")
+    half = tmp_path / "half"
+    half.mkdir()
+    for name in ("dict.txt", "train.bin", "train.idx", "valid.bin"):
+        (half / name).write_bytes((wiki_bin / name).read_bytes())
+    assert_user_error(run_cli("roberta-train", half, check=False), "roberta-train", "valid.idx")
+    assert_user_error(run_cli("roberta-train", wiki_bin, "--size", "huge", check=False),
+                      "roberta-train", "unknown model size", "tiny")
+    assert_user_error(run_cli("roberta-train", wiki_bin, "--arch", "nope", check=False),
+                      "roberta-train", "unknown architecture")
+    assert_user_error(run_cli("roberta-train", wiki_bin, "--restore-file", tmp_path / "x.pt", check=False),
+                      "roberta-train", "does not exist")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    assert_user_error(run_cli("roberta-train", wiki_bin, "--restore-file", tmp_path / "junk.pt", check=False),
+                      "roberta-train", "not a fairseq checkpoint")
+    assert_user_error(run_cli("roberta-train", wiki_bin, "--total-batch-size", "20", "--batch-size", "16",
+                              check=False), "roberta-train", "not divisible")
+
+
+def test_checkpoint_of_another_vocabulary_is_refused(tiny_run, tmp_path):
+    state = load_checkpoint(tiny_run / "checkpoint_last.pt")
+    emb = "encoder.sentence_encoder.embed_tokens.weight"
+    state["model"][emb] = state["model"][emb][:1000]
+    torch.save(state, tmp_path / "small_vocab.pt")
+    with pytest.raises(UserError, match="vocabulary of 1000"):
+        train.check_checkpoint(str(tmp_path / "small_vocab.pt"), 50265)
+
+
+def test_pretraining_lowers_validation_loss(tiny_run):
+    valid = read_jsonl(tiny_run / "train_log.jsonl", tag="valid")
+    assert [r["step"] for r in valid] == [50, 100, 150]
+    # an untrained model is near log2(50265) = 15.6 bits per masked token
+    assert valid[0]["loss"] > valid[-1]["loss"] + 1.0, valid
+    inner = read_jsonl(tiny_run / "train_log.jsonl", tag="train_inner")
+    assert inner[0]["loss"] > 14.0 and inner[-1]["loss"] < inner[0]["loss"] - 3.0
+    for name in ("checkpoint_best.pt", "checkpoint_last.pt", "dict.txt", "encoder.json",
+                 "vocab.bpe", "manifest.json", "roberta_train.json"):
+        assert (tiny_run / name).is_file(), name
+    assert any((tiny_run / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_resume_continues_from_last_checkpoint(tiny_run, wiki_bin, tmp_path):
+    save = tmp_path / "resumed"
+    save.mkdir()
+    (save / "checkpoint_last.pt").write_bytes((tiny_run / "checkpoint_last.pt").read_bytes())
+    proc = run_cli("roberta-train", wiki_bin, "--save-dir", save, "--max-update", "160",
+                   *TINY_TRAIN, "--", "--max-valid-steps", "2")
+    assert "@ 150 updates" in proc.stderr  # fairseq: "Loaded checkpoint ... (epoch 1 @ 150 updates)"
+    steps = [r["step"] for r in read_jsonl(save / "train_log.jsonl", tag="train_inner")]
+    assert steps == [160]
+
+
+def test_vanilla_fairseq_train_with_user_dir(wiki_bin, tmp_path):
+    proc = subprocess.run(
+        [str(BIN / "fairseq-train"), str(wiki_bin), "--user-dir", os.path.dirname(train.__file__) + "/..",
+         "--task", "rcli_mlm", "--arch", "rcli_tiny", "--criterion", "masked_lm", "--cpu",
+         "--tokens-per-sample", "64", "--batch-size", "8", "--max-update", "3", "--optimizer", "adam",
+         "--lr", "1e-4", "--save-dir", str(tmp_path), "--max-valid-steps", "1", "--no-epoch-checkpoints"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "num_updates 3" in proc.stderr and (tmp_path / "checkpoint_last.pt").is_file()
+
+
+def _params(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_two_process_gloo_equals_one_process_with_update_freq_2(wiki_bin, tmp_path):
+    """Two CPU processes under torchrun (DDP, gloo) train the same model as one process that
+    accumulates two batches. Dropout off: fairseq seeds dropout per update, not per rank."""
+    ours = [str(wiki_bin), "--size", "tiny", "--tokens-per-sample", "64", "--batch-size", "8",
+            "--max-update", "4", "--lr", "1e-3", "--warmup-updates", "1", "--precision", "fp32",
+            "--device", "cpu"]
+    fairseq = ["--", "--dropout", "0", "--attention-dropout", "0", "--disable-validation"]
+
+    def one_process(name, total):
+        proc = run_cli("roberta-train", *ours, "--save-dir", tmp_path / name,
+                       "--total-batch-size", total, *fairseq)
+        return proc, _params(tmp_path / name / "checkpoint_last.pt")
+
+    one, a = one_process("one", 16)
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", "29517", "-m", "roberta_cli.cli.train", *ours,
+         "--save-dir", str(tmp_path / "two"), "--total-batch-size", "16", *fairseq],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert two.returncode == 0, two.stderr[-4000:]
+    assert "8 x 1 x 2 = 16" in one.stderr and "8 x 2 x 1 = 16" in two.stderr
+    b = _params(tmp_path / "two" / "checkpoint_last.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    # and the comparison can fail: half the batch per update gives a different model
+    _, c = one_process("half", 8)
+    key = "encoder.sentence_encoder.layers.0.fc1.weight"
+    assert (a[key] - c[key]).abs().max() > 1e-4
