@@ -14,27 +14,38 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SHARED="$(dirname "$ROOT")/shared/data"          # ../shared/data next to the repository
 
-DATA=${DATA:-$ROOT/../shared/data/gutenberg}     # files or a directory of raw text
+DATA=${DATA:-$SHARED/gutenberg}                  # files or a directory of raw text
 NAME=${NAME:-gutenberg}
 DESTDIR=${DESTDIR:-$ROOT/data-bin/$NAME}         # output directory
 BPE=${BPE:-gpt2}                                 # gpt2 | bytelevel | sentencepiece
-GPT2_DIR=${GPT2_DIR:-$ROOT/../shared/data/gpt2_bpe}  # encoder.json, vocab.bpe, dict.txt
+GPT2_DIR=${GPT2_DIR:-$SHARED/gpt2_bpe}           # encoder.json, vocab.bpe, dict.txt
 VOCAB_SIZE=${VOCAB_SIZE:-8000}                   # learned BPEs only (bytelevel, sentencepiece)
-WORKERS=${WORKERS:-4}                            # encoding processes; output is the same for any
+WORKERS=${WORKERS:-}                             # encoding processes (empty: min(4, CPUs)); same output for any
 VALID_FRACTION=${VALID_FRACTION-0.05}            # of the documents; set empty when passing --valid
 DOC_BOUNDARY=${DOC_BOUNDARY:-auto}               # auto | blank-line | file (one document per book)
 INCLUDE=${INCLUDE-*.txt}                         # file-name glob inside directories; empty: all
 SEED=${SEED:-1}                                  # seed of the document split
-if [[ -z "${PREPROCESS:-}" ]]; then
-    PREPROCESS=roberta-preprocess
-    [[ -x "$ROOT/.venv/bin/roberta-preprocess" ]] && PREPROCESS="$ROOT/.venv/bin/roberta-preprocess"
+PREPROCESS=${PREPROCESS:-}                       # the roberta-preprocess to run
+if [[ -z "$PREPROCESS" ]]; then
+    if [[ -x "$ROOT/.venv/bin/roberta-preprocess" ]]; then
+        PREPROCESS="$ROOT/.venv/bin/roberta-preprocess"
+    else
+        PREPROCESS=roberta-preprocess
+    fi
 fi
 
-args=("$DATA" --destdir "$DESTDIR" --bpe "$BPE" --workers "$WORKERS"
-      --doc-boundary "$DOC_BOUNDARY" --seed "$SEED")
-[[ -n "$VALID_FRACTION" ]] && args+=(--valid-fraction "$VALID_FRACTION")
-[[ -n "$INCLUDE" ]] && args+=(--include "$INCLUDE")
+args=("$DATA" --destdir "$DESTDIR" --bpe "$BPE" --doc-boundary "$DOC_BOUNDARY" --seed "$SEED")
+if [[ -n "$WORKERS" ]]; then
+    args+=(--workers "$WORKERS")
+fi
+if [[ -n "$VALID_FRACTION" ]]; then
+    args+=(--valid-fraction "$VALID_FRACTION")
+fi
+if [[ -n "$INCLUDE" ]]; then
+    args+=(--include "$INCLUDE")
+fi
 if [[ "$BPE" == gpt2 ]]; then
     args+=(--gpt2-dir "$GPT2_DIR")
 else

@@ -31,11 +31,20 @@ fi
 start=$(date +%s)
 roberta-preprocess "${inputs[@]}" --destdir "data-bin/$NAME" --bpe gpt2 --gpt2-dir "$GPT2_DIR" \
   --doc-boundary file --valid-fraction 0.15 --workers "$WORKERS" --force
-rm -rf "checkpoints/$NAME"
+rm -rf "checkpoints/$NAME" && mkdir -p checkpoints
+log="checkpoints/$NAME.log"
+set +e
 roberta-train "data-bin/$NAME" --size "$SIZE" --save-dir "checkpoints/$NAME" \
   --tokens-per-sample "$TOKENS" --batch-size 16 --total-batch-size 32 --lr 2e-3 \
   --max-update "$MAX_UPDATE" --valid-interval $((MAX_UPDATE / 4)) --log-interval 50 \
-  -- --max-valid-steps 40 2>&1 | grep -E "roberta-train|train_inner|valid on|error" || true
+  -- --max-valid-steps 40 2>&1 | tee "$log" | grep --line-buffered -E "roberta-train|train_inner|valid on"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+  tail -n 15 "$log" >&2
+  echo "demo: error: roberta-train failed (exit $status); the whole log is in $log" >&2
+  exit "$status"
+fi
 
 python - "checkpoints/$NAME" "$(( $(date +%s) - start ))" <<'PY'
 import sys

@@ -12,7 +12,6 @@ and manifest.json. RobertaHub is fairseq's RobertaHubInterface (encode, decode,
 extract_features, register_classification_head, predict, .eval(), .to(device)) plus fill_mask
 with several masks and batched methods that sort by length and pad minimally.
 """
-import json
 import os
 
 import roberta_cli  # noqa: F401  (compat patches before fairseq)
@@ -20,26 +19,19 @@ import torch
 from fairseq import hub_utils
 from fairseq.models.roberta.hub_interface import RobertaHubInterface
 
+from roberta_cli.data.bpe import BPE_FILES, MANIFEST, bpe_kwargs
 from roberta_cli.errors import UserError
 
 MASK = "<mask>"
-# fairseq --bpe name -> {fairseq argument: file name in the model directory}
-BPE_FILES = {
-    "gpt2": {"gpt2_encoder_json": "encoder.json", "gpt2_vocab_bpe": "vocab.bpe"},
-    "hf_byte_bpe": {"bpe_vocab": "vocab.json", "bpe_merges": "merges.txt"},
-    "sentencepiece": {"sentencepiece_model": "sentencepiece.bpe.model"},
-}
 
 
 def bpe_args(model_dir):
-    """fairseq BPE arguments for the files kept in ``model_dir`` (manifest.json says which)."""
-    manifest_path = os.path.join(model_dir, "manifest.json")
-    kinds = list(BPE_FILES)
-    if os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            kinds = [json.load(f)["bpe"]]
-    for kind in kinds:
-        files = {arg: os.path.join(model_dir, name) for arg, name in BPE_FILES[kind].items()}
+    """fairseq BPE arguments for the files kept in ``model_dir``: manifest.json says which;
+    without one (a plain fairseq model directory) the files that are there."""
+    if os.path.isfile(os.path.join(model_dir, MANIFEST)):
+        return bpe_kwargs(model_dir)
+    for kind, names in BPE_FILES.items():
+        files = {arg: os.path.join(model_dir, name) for arg, name in names.items()}
         if all(os.path.isfile(p) for p in files.values()):
             return {"bpe": kind, **files}
     raise UserError(f"no BPE files in {model_dir} (encoder.json + vocab.bpe, vocab.json + "
@@ -133,8 +125,7 @@ class RobertaHub(RobertaHubInterface):
     def _fill(self, masked_input, tokens, logits, topk):
         d = self.task.source_dictionary
         logits = logits.float()
-        logits[:, : d.nspecial] = float("-inf")  # never predict <s>, <pad>, </s>, <unk>
-        logits[:, self.task.mask_idx] = float("-inf")
+        logits[:, self._unfillable()] = float("-inf")
         probs, index = logits.softmax(dim=-1).topk(topk, dim=-1)
         words = [[self._word(d[int(j)]) for j in row] for row in index]
         results = []
@@ -145,6 +136,16 @@ class RobertaHub(RobertaHubInterface):
                 candidates.append((self._substitute(masked_input, chosen), probs[m, k].item(), words[m][k]))
             results.append(candidates)
         return results[0] if len(results) == 1 else results
+
+    def _unfillable(self):
+        """Symbols fill_mask never proposes: specials, <mask>, madeupwords, and byte-level
+        pieces of a multi-byte character (they decode to U+FFFD on their own)."""
+        if getattr(self, "_unfillable_ids", None) is None:
+            d = self.task.source_dictionary
+            bad = [i for i in range(len(d)) if i < d.nspecial or i == self.task.mask_idx
+                   or d[i].startswith("madeupword") or "\ufffd" in self._word(d[i])]
+            self._unfillable_ids = torch.tensor(bad, dtype=torch.long)
+        return self._unfillable_ids
 
     def _word(self, symbol):
         word = self.bpe.decode(symbol)

@@ -140,7 +140,8 @@ def test_sentencepiece_vocab_too_large_is_a_user_error(tmp_path):
 
 def test_gpt2_dict_must_belong_to_encoder(gpt2, tmp_path):
     encoder = json.loads(gpt2.encoder_json.read_text(encoding="utf-8"))
-    assert len(bpe.check_gpt2_dict(gpt2.dict_txt, encoder)) == 50264  # fairseq's RoBERTa dict
+    assert len(bpe.check_gpt2_dict(gpt2.dict_txt, encoder)) == 50260  # fairseq's RoBERTa dict
+    assert len(bpe.load_dictionary(gpt2.dict_txt)) == 50264  # + <s> <pad> </s> <unk>
 
     words = tmp_path / "words.txt"
     words.write_text("the 100\nof 50\n", encoding="utf-8")
@@ -150,8 +151,10 @@ def test_gpt2_dict_must_belong_to_encoder(gpt2, tmp_path):
     small.write_text("".join(f"{i} 1\n" for i in range(8000)), encoding="utf-8")
     with pytest.raises(UserError, match="lists only 8000 of the 50257 ids"):
         bpe.check_gpt2_dict(small, encoder)
-    with pytest.raises(UserError, match="not a fairseq dict.txt"):
+    with pytest.raises(UserError, match="not a fairseq dict.txt \\(line 1 is not"):
         bpe.check_gpt2_dict(gpt2.encoder_json, encoder)
+    with pytest.raises(UserError, match="fairseq cannot load"):
+        bpe.load_dictionary(gpt2.encoder_json)
 
 
 def test_gpt2_files_resolution_errors(gpt2, tmp_path):
@@ -175,6 +178,16 @@ def test_manifest_errors(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}), encoding="utf-8")
     with pytest.raises(UserError, match="expected 'roberta-cli-data/1'"):
         bpe.bpe_kwargs(tmp_path)
+
+
+def test_str_split_is_fairseq_tokenize_line():
+    """binarize splits BPE lines with str.split() instead of fairseq's slower tokenize_line."""
+    from fairseq.tokenizer import tokenize_line
+
+    spaces = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+    assert len(spaces) > 20  # \t \n \x0b \x0c \r \x1c-\x1f \x85 \xa0 \u2000... \u3000
+    line = spaces + "a" + spaces.join("b\u200bc") + " 123  4" + spaces
+    assert tokenize_line(line) == line.split() == ["ab", "\u200b", "c", "123", "4"]
 
 
 def test_counts_merge_like_fairseq_workers():

@@ -113,6 +113,10 @@ def test_binary_file_is_refused(tmp_path):
     path.write_bytes(b"PK\x03\x04\x00\x00binary")
     with pytest.raises(UserError, match="NUL bytes, so it is a binary file"):
         docs_of(path, "file")
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_text("Hello, world", encoding="utf-16")
+    with pytest.raises(UserError, match="is UTF-16 text, not UTF-8"):
+        docs_of(utf16, "file")
     late = tmp_path / "late.txt"
     late.write_bytes(b"text\n" * 5000 + b"a\x00b\n")  # NUL after the sniffed head
     with pytest.raises(UserError, match="binary file"):

@@ -10,7 +10,6 @@ from argparse import Namespace
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import torch
 
 import roberta_cli  # noqa: F401  (compat patches before fairseq)
 from conftest import BIN, REPO, run_cli
@@ -210,7 +209,9 @@ def test_bad_inputs_are_one_line_errors(books_dir, shared_data, tmp_path):
                                          ["at least 2 documents", "--valid"]),
         "fraction out of range": ([good, "--valid-fraction", "1.5", *gpt2], ["not in [0, 1)"]),
         "valid twice": ([good, "--valid", good, "--valid-fraction", "0.1", *gpt2], ["use one of them"]),
-        "unknown flag": ([good, "--vocab", "8000", *gpt2], ["unrecognized arguments", "--help"]),
+        "vocabulary too large (after output started)": (
+            [good, "--bpe", "sentencepiece", "--vocab-size", "100000"], ["sentencepiece could not learn"]),
+        "unknown flag": ([good, "--no-such-flag", *gpt2], ["unrecognized arguments", "--help"]),
     }
 
     def run(item):
@@ -231,3 +232,16 @@ def test_bad_inputs_are_one_line_errors(books_dir, shared_data, tmp_path):
         for word in words:
             assert word in lines[0], (name, word, lines[0])
         assert list(out.parent.iterdir()) == [], (name, list(out.parent.iterdir()))
+
+
+def test_split_plans_from_fractions_and_files(books_dir, shared_data):
+    wiki = shared_data / "wikitext-2-raw/wiki.valid.raw"
+    plans = binarize.plan_splits([books_dir], valid=[wiki], test_fraction=0.34,
+                                 doc_boundary="file", include="*.txt")
+    assert list(plans) == ["train", "valid", "test"]
+    assert (len(plans["train"].wanted), len(plans["test"].wanted)) == (2, 1)
+    assert plans["valid"].wanted is None and plans["valid"].counts == [1]  # a file: one document
+    assert set(plans["train"].wanted) | set(plans["test"].wanted) == {0, 1, 2}
+    plans = binarize.plan_splits([books_dir], valid_fraction=0.34, test=[wiki],
+                                 doc_boundary="blank-line", include="*.txt")
+    assert plans["test"].counts == [1160]  # WikiText-2 valid: sections between blank lines

@@ -74,12 +74,13 @@ def test_checkpoint_of_another_vocabulary_is_refused(tiny_run, tmp_path):
 
 
 def test_pretraining_lowers_validation_loss(tiny_run):
+    inner = read_jsonl(tiny_run / "train_log.jsonl", tag="train_inner")
     valid = read_jsonl(tiny_run / "train_log.jsonl", tag="valid")
     assert [r["step"] for r in valid] == [50, 100, 150]
-    # an untrained model is near log2(50265) = 15.6 bits per masked token
-    assert valid[0]["loss"] > valid[-1]["loss"] + 1.0, valid
-    inner = read_jsonl(tiny_run / "train_log.jsonl", tag="train_inner")
-    assert inner[0]["loss"] > 14.0 and inner[-1]["loss"] < inner[0]["loss"] - 3.0
+    # it starts near uniform over the vocabulary: log2(50265) = 15.6 bits per masked token
+    assert inner[0]["step"] == 10 and inner[0]["loss"] > 14.0
+    assert valid[-1]["loss"] < inner[0]["loss"] - 4.0, (inner[0], valid)
+    assert valid[0]["loss"] > valid[1]["loss"] > valid[2]["loss"], valid
     for name in ("checkpoint_best.pt", "checkpoint_last.pt", "dict.txt", "encoder.json",
                  "vocab.bpe", "manifest.json", "roberta_train.json"):
         assert (tiny_run / name).is_file(), name
@@ -92,7 +93,7 @@ def test_resume_continues_from_last_checkpoint(tiny_run, wiki_bin, tmp_path):
     (save / "checkpoint_last.pt").write_bytes((tiny_run / "checkpoint_last.pt").read_bytes())
     proc = run_cli("roberta-train", wiki_bin, "--save-dir", save, "--max-update", "160",
                    *TINY_TRAIN, "--", "--max-valid-steps", "2")
-    assert "@ 150 updates" in proc.stderr  # fairseq: "Loaded checkpoint ... (epoch 1 @ 150 updates)"
+    assert "@ 150 updates" in proc.stdout + proc.stderr  # fairseq: "Loaded checkpoint ... (epoch 1 @ 150 updates)"
     steps = [r["step"] for r in read_jsonl(save / "train_log.jsonl", tag="train_inner")]
     assert steps == [160]
 
@@ -105,7 +106,7 @@ def test_vanilla_fairseq_train_with_user_dir(wiki_bin, tmp_path):
          "--lr", "1e-4", "--save-dir", str(tmp_path), "--max-valid-steps", "1", "--no-epoch-checkpoints"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "num_updates 3" in proc.stderr and (tmp_path / "checkpoint_last.pt").is_file()
+    assert "num_updates 3" in proc.stdout + proc.stderr and (tmp_path / "checkpoint_last.pt").is_file()
 
 
 def _params(path):

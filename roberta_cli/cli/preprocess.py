@@ -7,9 +7,13 @@
     roberta-preprocess ../shared/data/wikitext-2-raw/wiki.test.raw \\
         --valid ../shared/data/wikitext-2-raw/wiki.valid.raw --name wiki --bpe bytelevel --vocab-size 8000
 
-The output directory holds dict.txt, {train,valid[,test]}.{bin,idx}, the BPE files and
-manifest.json (see roberta_cli/data/binarize.py). This module only parses flags and prints;
-the work is in roberta_cli.data.{corpus,bpe,binarize}.
+output: dict.txt; {train,valid[,test]}.{bin,idx}, fairseq mmap datasets with one paragraph
+per item (</s> appended) and one empty item between documents, which fairseq's
+--sample-break-mode complete_doc reads as document boundaries; the BPE files; manifest.json.
+Splits are whole documents. Text is read as UTF-8: invalid bytes stop the run with the file
+name and byte offset, unless --errors replace. A failed run leaves no output directory.
+
+This module only parses flags and prints; the work is in roberta_cli.data.{corpus,bpe,binarize}.
 """
 import argparse
 import os
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import roberta_cli  # noqa: F401  (fairseq compat patches before anything imports fairseq)
 from roberta_cli.cli.errors import EXIT_USAGE, UserError, run_main
+from roberta_cli.data import binarize, bpe  # these import fairseq and torch only when binarizing
 
 PROG = "roberta-preprocess"
 DEFAULT_VALID_FRACTION = 0.05  # of the input's documents, when --valid is not given
@@ -32,9 +37,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
+    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0], allow_abbrev=False,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="example:\n" + __doc__.split("\n\n")[1])
+                epilog="examples:\n" + "\n\n".join(__doc__.split("\n\n")[1:3]))
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="text files or directories (all non-hidden files below, sorted); UTF-8, "
                         "LF or CRLF line ends")
@@ -73,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gpt2 (default): OpenAI's GPT-2 BPE, as RoBERTa; bytelevel / "
                         "sentencepiece: learn a BPE on the training split")
     b.add_argument("--gpt2-dir", metavar="DIR",
-                   help="directory with encoder.json, vocab.bpe and optionally dict.txt")
+                   help="directory with encoder.json, vocab.bpe and optionally dict.txt (used "
+                        "as --gpt2-dict when present)")
     b.add_argument("--gpt2-encoder", metavar="PATH", help="GPT-2 encoder.json")
     b.add_argument("--gpt2-vocab", metavar="PATH", help="GPT-2 vocab.bpe (the merges)")
     b.add_argument("--gpt2-dict", metavar="PATH",
@@ -96,7 +102,8 @@ def _check_args(args):
                             "pass e.g. 0.05")
     if args.workers < 1:
         raise UserError(f"--workers {args.workers} must be at least 1")
-    gpt2_flags = [f for f in ("gpt2_dir", "gpt2_encoder", "gpt2_vocab", "gpt2_dict") if getattr(args, f)]
+    gpt2_flags = [f for f in ("gpt2_dir", "gpt2_encoder", "gpt2_vocab", "gpt2_dict")
+                  if getattr(args, f)]
     if args.bpe != "gpt2" and gpt2_flags:
         raise UserError(f"--{gpt2_flags[0].replace('_', '-')} only applies to --bpe gpt2; "
                         f"drop it, or use --bpe gpt2")
@@ -117,8 +124,6 @@ def _check_args(args):
 def _main(argv=None):
     args = build_parser().parse_args(argv)
     destdir = _check_args(args)
-    from roberta_cli.data import binarize, bpe  # imports fairseq and torch: after flag checks
-
     binarize.check_destdir(destdir, args.force)  # before the slow checks below
     gpt2 = None
     if args.bpe == "gpt2":
@@ -141,8 +146,8 @@ def _main(argv=None):
 
 
 def print_summary(manifest, destdir, seconds, workers):
-    print(f"{PROG}: wrote {destdir}  (bpe {manifest['bpe']}, "
-          f"{manifest['dictionary_size']} dict.txt symbols, documents by {manifest['doc_boundary']})")
+    print(f"{PROG}: wrote {destdir}  (bpe {manifest['bpe']}, {manifest['dictionary_size']} "
+          f"dict.txt symbols, documents by {manifest['doc_boundary']})")
     print(f"  {'split':<6} {'documents':>10} {'lines':>12} {'tokens':>14} {'MB':>9} {'<unk>':>8}")
     for name, s in manifest["splits"].items():
         print(f"  {name:<6} {s['documents']:>10,} {s['lines']:>12,} {s['tokens']:>14,} "

@@ -167,7 +167,9 @@ def fairseq_argv(o, arch, device, precision, freq, devices):
     ]
     if o.valid_interval:
         argv += ["--validate-interval-updates", str(o.valid_interval),
-                 "--save-interval-updates", str(o.valid_interval), "--keep-interval-updates", "1"]
+                 "--save-interval-updates", str(o.valid_interval), "--keep-interval-updates", "1",
+                 # not also at each epoch's end (fairseq still does at the last update)
+                 "--validate-interval", "1000000", "--save-interval", "1000000"]
     if device == "cpu":
         argv += ["--cpu", "--distributed-backend", "gloo"]
     if o.restore_file:

@@ -23,25 +23,27 @@ few chunks are in memory at a time.
 Everything is written to a hidden sibling directory that is renamed to ``destdir`` at the end;
 a failure removes it, so a directory that exists is complete.
 
+fairseq and torch are imported inside the functions that binarize (they take ~2 s to import),
+so that bad input found while reading the corpus is reported at once.
+
 manifest.json ``splits`` counts, per split: ``documents``; ``lines`` (items in the dataset:
 paragraph lines plus the empty separator lines); ``tokens`` (all ids, </s> included: the sum of
 the dataset's sizes); ``bytes`` (UTF-8 bytes of the paragraph text, after whitespace stripping);
 ``unk`` (tokens mapped to <unk>).
 """
+import contextlib
 import json
 import multiprocessing
 import os
-import shutil
 import secrets
+import shutil
+import signal
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
-import torch
-from fairseq.data import Dictionary, indexed_dataset
-from fairseq.tokenizer import tokenize_line
 
 import roberta_cli
 from roberta_cli.data import bpe as bpe_lib
@@ -79,13 +81,16 @@ class SplitPlan:
 
 
 # --- dictionary -----------------------------------------------------------------------------------
-def build_dictionary(counts: Counter) -> Dictionary:
+def build_dictionary(counts: Counter):
     """fairseq-preprocess's dictionary from symbol counts (Dictionary.add_file_to_dictionary +
     finalize): symbols by descending count, ties by symbol, padded with madeupwordNNNN."""
+    from fairseq.data import Dictionary
+
     dictionary = Dictionary()
     for symbol, count in sorted(counts.items()):
         dictionary.add_symbol(symbol, count)
-    dictionary.finalize(threshold=DICT_THRESHOLD, nwords=DICT_NWORDS, padding_factor=DICT_PADDING_FACTOR)
+    dictionary.finalize(threshold=DICT_THRESHOLD, nwords=DICT_NWORDS,
+                        padding_factor=DICT_PADDING_FACTOR)
     return dictionary
 
 
@@ -101,6 +106,13 @@ def _init_dictionary(indices, unk, eos):
     _WORKER.update(indices=indices, unk=unk, eos=eos)
 
 
+def _pool_init(initializer, initargs):
+    # Ctrl-C reaches the whole process group: only the parent handles it (and stops the pool),
+    # else every worker prints a KeyboardInterrupt traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    initializer(*initargs)
+
+
 def _run_ordered(fn, jobs: Iterable, workers: int, initializer, initargs) -> Iterator:
     """``map(fn, jobs)`` on ``workers`` processes, results in job order, at most
     TASKS_PER_WORKER * workers jobs in flight. workers == 1 runs in this process."""
@@ -108,10 +120,10 @@ def _run_ordered(fn, jobs: Iterable, workers: int, initializer, initargs) -> Ite
         initializer(*initargs)
         yield from map(fn, jobs)
         return
-    # fork: workers inherit the loaded modules instead of re-importing torch and fairseq
+    # fork: workers start at once, inheriting the loaded modules (spawn would re-import them)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    with context.Pool(workers, initializer, initargs) as pool:
+    with context.Pool(workers, _pool_init, (initializer, initargs)) as pool:
         pending = deque()
         for job in jobs:
             pending.append(pool.apply_async(fn, (job,)))
@@ -152,7 +164,7 @@ def _encode_chunk(job):
         kept = []
         for text in lines:
             line = next(encoded)
-            symbols = tokenize_line(line)  # fairseq-preprocess splits lines this way
+            symbols = line.split()  # == fairseq's tokenize_line, see _binarize_chunk
             if symbols:
                 kept.append(line)
                 n_bytes += len(text.encode("utf-8"))
@@ -164,11 +176,13 @@ def _encode_chunk(job):
 
 def _binarize_chunk(lines: List[str]):
     """Dictionary ids of a chunk of BPE lines, </s> appended to each, as fairseq's
-    Dictionary.encode_line(add_if_not_exist=False, append_eos=True) gives them."""
+    Dictionary.encode_line(add_if_not_exist=False, append_eos=True) gives them. Lines are split
+    with str.split(): fairseq's tokenize_line (re.sub(r"\s+", " ") + strip + split) gives the
+    same symbols, as re's \s and str.split() both use str.isspace(), and is 2x slower."""
     indices, unk, eos = _WORKER["indices"], _WORKER["unk"], _WORKER["eos"]
     ids, sizes, n_unk = [], [], 0
     for line in lines:
-        row = [indices.get(symbol, unk) for symbol in tokenize_line(line)]
+        row = [indices.get(symbol, unk) for symbol in line.split()]
         n_unk += row.count(unk)
         row.append(eos)
         ids += row
@@ -196,9 +210,9 @@ def encode_split(docs: Iterable[List[str]], bpe_name: str, bpe_files: dict, out_
     stats, counts = SplitStats(), Counter()
     jobs = ((chunk, count) for chunk in _document_chunks(docs))
     starting = False  # a document has started but none of its lines is written yet
-    with open(out_path, "w", encoding="utf-8", newline="\n") as out:
-        for pieces, chunk_counts, n_bytes in _run_ordered(
-                _encode_chunk, jobs, workers, _init_encoder, (bpe_name, bpe_files)):
+    results = _run_ordered(_encode_chunk, jobs, workers, _init_encoder, (bpe_name, bpe_files))
+    with open(out_path, "w", encoding="utf-8", newline="\n") as out, contextlib.closing(results):
+        for pieces, chunk_counts, n_bytes in results:
             for starts, lines in pieces:
                 starting = starting or starts
                 if lines and starting:  # a document with no lines left is skipped entirely
@@ -213,20 +227,25 @@ def encode_split(docs: Iterable[List[str]], bpe_name: str, bpe_files: dict, out_
     return stats, (counts if count else None)
 
 
-def binarize_text(text_path, dictionary: Dictionary, out_prefix: str, workers: int = 1) -> SplitStats:
+def binarize_text(text_path, dictionary, out_prefix: str, workers: int = 1) -> SplitStats:
     """Pass 2: fairseq-preprocess's binarization of a BPE text file (one item per line, </s>
     appended) into ``out_prefix``.bin/.idx with fairseq's mmap builder."""
+    import torch
+    from fairseq.data import indexed_dataset
+
     stats = SplitStats()
     builder = indexed_dataset.make_builder(
         indexed_dataset.data_file_path(out_prefix), impl="mmap", vocab_size=len(dictionary))
     initargs = (dictionary.indices, dictionary.unk(), dictionary.eos())
-    for sizes, ids, n_unk in _run_ordered(
-            _binarize_chunk, _line_chunks(text_path), workers, _init_dictionary, initargs):
-        for row in np.split(ids, np.cumsum(sizes)[:-1]):
-            builder.add_item(torch.from_numpy(row))
-        stats.lines += len(sizes)
-        stats.tokens += len(ids)
-        stats.unk += n_unk
+    results = _run_ordered(_binarize_chunk, _line_chunks(text_path), workers, _init_dictionary,
+                           initargs)
+    with contextlib.closing(results):  # stops the pool at once if writing fails
+        for sizes, ids, n_unk in results:
+            for row in np.split(ids, np.cumsum(sizes)[:-1]):
+                builder.add_item(torch.from_numpy(row))
+            stats.lines += len(sizes)
+            stats.tokens += len(ids)
+            stats.unk += n_unk
     builder.finalize(indexed_dataset.index_file_path(out_prefix))
     return stats
 
@@ -290,7 +309,8 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
         raise UserError("--bpe gpt2 needs the GPT-2 files; pass --gpt2-dir DIR")
     all_paths = list(inputs) + list(valid or []) + list(test or [])
     boundary = corpus.resolve_doc_boundary(doc_boundary, all_paths)
-    progress(f"reading {', '.join(map(str, all_paths))} (documents: {boundary})")
+    shown = ", ".join(map(str, all_paths)) if len(all_paths) <= 3 else f"{len(all_paths)} inputs"
+    progress(f"reading {shown} (documents: {boundary})")
     plans = plan_splits(inputs, valid, test, valid_fraction, test_fraction, seed, boundary,
                         include, errors)
 
@@ -310,22 +330,25 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
     return manifest
 
 
+def _prepare_bpe(out_dir, bpe, gpt2, vocab_size, train_lines, seed, workers):
+    """Copy or learn the BPE files into ``out_dir``: (manifest bpe_files, dict.txt Dictionary or
+    None when the dictionary is to be built from the training counts)."""
+    if bpe == "gpt2":
+        dictionary = gpt2.dict_txt and bpe_lib.load_dictionary(gpt2.dict_txt)
+        return bpe_lib.copy_gpt2_files(gpt2, out_dir), dictionary
+    if bpe == "bytelevel":
+        return bpe_lib.train_bytelevel(train_lines, vocab_size, out_dir), None
+    return bpe_lib.train_sentencepiece(train_lines, vocab_size, out_dir, seed, workers), None
+
+
 def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, workers, progress):
     """Everything but the directory juggling: BPE files, dict.txt, datasets; returns manifest."""
     fairseq_bpe = bpe_lib.FAIRSEQ_BPE[bpe]
     train = plans["train"]
-    dictionary = None
-    if bpe == "gpt2":
-        bpe_files = bpe_lib.copy_gpt2_files(gpt2, out_dir)
-        if gpt2.dict_txt is not None:
-            dictionary = Dictionary.load(str(gpt2.dict_txt))
-    else:
+    if bpe != "gpt2":
         progress(f"learning a {vocab_size}-symbol {bpe} BPE on the training split")
-        lines = (line for doc in train.documents(boundary, errors) for line in doc)
-        if bpe == "bytelevel":
-            bpe_files = bpe_lib.train_bytelevel(lines, vocab_size, out_dir)
-        else:
-            bpe_files = bpe_lib.train_sentencepiece(lines, vocab_size, out_dir, seed, workers)
+    train_lines = (line for doc in train.documents(boundary, errors) for line in doc)
+    bpe_files, dictionary = _prepare_bpe(out_dir, bpe, gpt2, vocab_size, train_lines, seed, workers)
     files = {arg: str(Path(out_dir, name)) for arg, name in bpe_files.items()}
     # one process per worker: tokenizers' own thread pool would oversubscribe the cores
     # (and it warns when a process forks after using it)
@@ -353,7 +376,7 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
             binarized.lines, binarized.tokens, binarized.unk
         text.unlink()
 
-    sources = []
+    sources = []  # each file once: "input" (train and fractional splits), "valid", "test"
     for name, plan in plans.items():
         role = "input" if plan.sources is train.sources else name
         if not any(s["role"] == role for s in sources):

@@ -125,7 +125,8 @@ def load_manifest(data_dir) -> dict:
         raise UserError(f"{path} is not valid JSON ({e}); run roberta-preprocess again") from None
     if manifest.get("format") != MANIFEST_FORMAT or manifest.get("bpe") not in BPE_FILES:
         raise UserError(f"{path} has format {manifest.get('format')!r} and bpe "
-                        f"{manifest.get('bpe')!r}; expected {MANIFEST_FORMAT!r} from roberta-preprocess")
+                        f"{manifest.get('bpe')!r}; expected {MANIFEST_FORMAT!r} from "
+                        "roberta-preprocess")
     return manifest
 
 
@@ -158,7 +159,8 @@ class Gpt2Files:
     dict_txt: Optional[Path] = None  # fairseq's RoBERTa dict.txt; None: build from the data
 
 
-def resolve_gpt2_files(gpt2_dir=None, encoder_json=None, vocab_bpe=None, dict_txt=None) -> Gpt2Files:
+def resolve_gpt2_files(gpt2_dir=None, encoder_json=None, vocab_bpe=None,
+                       dict_txt=None) -> Gpt2Files:
     """Explicit paths win over files found in ``gpt2_dir``; encoder.json and vocab.bpe are
     required, dict.txt is optional. Checks that the files exist and belong together."""
     if gpt2_dir is not None:
@@ -175,10 +177,12 @@ def resolve_gpt2_files(gpt2_dir=None, encoder_json=None, vocab_bpe=None, dict_tx
             "--gpt2-vocab without --gpt2-encoder" if vocab_bpe else "no GPT-2 files")
         raise UserError(f"--bpe gpt2 got {have}; pass --gpt2-dir DIR (with encoder.json and "
                         "vocab.bpe) or both --gpt2-encoder and --gpt2-vocab")
-    for path, what in ((encoder_json, "encoder.json"), (vocab_bpe, "vocab.bpe"), (dict_txt, "dict.txt")):
+    named = ((encoder_json, "encoder.json"), (vocab_bpe, "vocab.bpe"), (dict_txt, "dict.txt"))
+    for path, what in named:
         if path is not None and not Path(path).is_file():
             raise UserError(f"GPT-2 {what} file {path} does not exist; pass encoder.json and "
-                            "vocab.bpe together (with --gpt2-dir DIR or --gpt2-encoder/--gpt2-vocab)")
+                            "vocab.bpe together (--gpt2-dir DIR, or --gpt2-encoder and "
+                            "--gpt2-vocab)")
     files = Gpt2Files(Path(encoder_json), Path(vocab_bpe), dict_txt and Path(dict_txt))
     encoder = _load_encoder_json(files.encoder_json)
     ByteLevelEncoder(files.encoder_json, files.vocab_bpe)  # raises UserError on a mismatch
@@ -202,29 +206,45 @@ def _load_encoder_json(path) -> dict:
 def check_gpt2_dict(dict_txt, encoder: dict, encoder_json="encoder.json"):
     """A GPT-2 dict.txt lists encoder ids as symbols (plus madeupwordNNNN padding): every other
     symbol must be an id of ``encoder``, and most of the encoder's ids must be listed (a dict
-    learned on another BPE with a small vocabulary also has only numeric symbols)."""
-    from fairseq.data import Dictionary
-
-    try:
-        dictionary = Dictionary.load(str(dict_txt))
-    except (ValueError, RuntimeError, UnicodeError) as e:
-        raise UserError(f"{dict_txt} is not a fairseq dict.txt ({e}); pass fairseq's GPT-2 "
-                        "dict.txt, or leave out --gpt2-dict to build one from the data") from None
+    learned on another BPE with a small vocabulary also has only numeric symbols).
+    Reads only the symbol column (fairseq is not imported); load_dictionary loads it."""
+    symbols = []
+    with open(dict_txt, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.rstrip().split(" ")
+            if fields[-1] == "#fairseq:overwrite":
+                fields.pop()
+            if len(fields) < 2 or not fields[-1].isdigit():
+                raise UserError(f"{dict_txt} is not a fairseq dict.txt (line {number} is not "
+                                "'<symbol> <count>'); pass fairseq's GPT-2 dict.txt, or leave "
+                                "out --gpt2-dict to build one from the data")
+            symbols.append(" ".join(fields[:-1]))
     ids = set(encoder.values())
-    symbols = dictionary.symbols[dictionary.nspecial:]
     numeric = {int(s) for s in symbols if s.isascii() and s.isdigit()}
     foreign = [s for s in symbols if not (s.isascii() and s.isdigit() and int(s) in ids)
                and not s.startswith("madeupword") and not re.fullmatch(r"<\w+>", s)]
     if foreign:
         raise UserError(f"{dict_txt} does not belong to {encoder_json}: {len(foreign)} of its "
                         f"symbols are not GPT-2 ids (first: {foreign[0]!r}); pass the dict.txt "
-                        "made for this encoder, or leave out --gpt2-dict to build one from the data")
+                        "made for this encoder, or leave out --gpt2-dict to build one from "
+                        "the data")
     coverage = len(numeric & ids) / max(1, len(ids))
     if coverage < GPT2_DICT_MIN_COVERAGE:
         raise UserError(f"{dict_txt} lists only {len(numeric & ids)} of the {len(ids)} ids in "
                         f"{encoder_json}, so it was made for another BPE; pass fairseq's GPT-2 "
                         "dict.txt, or leave out --gpt2-dict to build one from the data")
-    return dictionary
+    return symbols
+
+
+def load_dictionary(dict_txt):
+    """fairseq's Dictionary.load, with its format errors as UserError."""
+    from fairseq.data import Dictionary
+
+    try:
+        return Dictionary.load(str(dict_txt))
+    except Exception as e:  # fairseq raises ValueError, RuntimeError, or Exception (encoding)
+        raise UserError(f"fairseq cannot load {dict_txt} ({' '.join(str(e).split())}); pass "
+                        "fairseq's GPT-2 dict.txt, or leave out --gpt2-dict") from None
 
 
 def copy_gpt2_files(files: Gpt2Files, out_dir) -> Dict[str, str]:
@@ -266,8 +286,9 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, out_dir, seed: in
             max_sentence_length=SPM_MAX_LINE_BYTES, num_threads=max(1, threads),
             minloglevel=2)  # errors only
     except RuntimeError as e:
+        reason = " ".join(str(e).split())
         raise UserError(f"sentencepiece could not learn a {vocab_size}-piece vocabulary "
-                        f"({' '.join(str(e).split())}); pass a smaller --vocab-size or more text") from None
+                        f"({reason}); pass a smaller --vocab-size or more text") from None
     name = BPE_FILES["sentencepiece"]["sentencepiece_model"]
     Path(out_dir, name).write_bytes(model.getvalue())
     return dict(BPE_FILES["sentencepiece"])

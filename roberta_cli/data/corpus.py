@@ -53,7 +53,8 @@ class Source:
     bytes: int
 
 
-def find_sources(paths: Sequence, include: Optional[str] = None, what: str = "input") -> List[Source]:
+def find_sources(paths: Sequence, include: Optional[str] = None,
+                 what: str = "input") -> List[Source]:
     """Expand files and directories into a sorted, de-duplicated list of non-empty files.
 
     ``include`` is a glob on file names (``"*.txt"``) applied to files found inside directories;
@@ -64,8 +65,8 @@ def find_sources(paths: Sequence, include: Optional[str] = None, what: str = "in
         if not path.exists():
             raise UserError(f"{what} {given} does not exist; check the path")
         if path.is_dir():
-            found = [p for p in _walk_files(path) if include is None or fnmatch.fnmatch(p.name, include)]
-            found = [p for p in found if p.stat().st_size > 0]
+            found = [p for p in _walk_files(path) if p.stat().st_size > 0
+                     and (include is None or fnmatch.fnmatch(p.name, include))]
             if not found:
                 matching = f" matching {include!r}" if include else ""
                 raise UserError(f"{what} directory {given} has no non-empty files{matching}; "
@@ -107,8 +108,12 @@ def read_lines(path, errors: str = "strict") -> Iterator[str]:
     """The stripped lines of a UTF-8 text file (universal newlines, BOM dropped).
     Raises UserError for a binary file, and for invalid UTF-8 when ``errors="strict"``."""
     with open(path, "rb") as f:
-        if b"\0" in f.read(SNIFF_BYTES):
-            raise _binary_file(path)
+        head = f.read(SNIFF_BYTES)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UserError(f"{path} is UTF-16 text, not UTF-8; convert it, e.g. "
+                        "iconv -f UTF-16 -t UTF-8")
+    if b"\0" in head:
+        raise _binary_file(path)
     try:
         # newline=None: universal newlines, so CRLF and CR end lines exactly like LF
         with open(path, encoding="utf-8-sig", errors=errors, newline=None) as f:
@@ -175,7 +180,8 @@ def documents(lines: Iterable[str], doc_boundary: str) -> Iterator[List[str]]:
         raise ValueError(f"doc_boundary must be one of {DOC_BOUNDARIES}, not {doc_boundary!r}")
 
 
-def count_documents(sources: Sequence[Source], doc_boundary: str, errors: str = "strict") -> List[int]:
+def count_documents(sources: Sequence[Source], doc_boundary: str,
+                    errors: str = "strict") -> List[int]:
     """Documents in each source. Reads (and so validates) every file once."""
     return [sum(1 for _ in documents(read_lines(s.path, errors), doc_boundary)) for s in sources]
 
@@ -222,8 +228,8 @@ def split_documents(n_docs: int, valid_fraction: float = 0.0, test_fraction: flo
     document would be left."""
     n_train, n_valid, n_test = split_sizes(n_docs, valid_fraction, test_fraction)
     if n_train < 1:
-        asked = ", ".join(f"{k} {v}" for k, v in
-                          (("--valid-fraction", valid_fraction), ("--test-fraction", test_fraction)) if v)
+        flags = (("--valid-fraction", valid_fraction), ("--test-fraction", test_fraction))
+        asked = ", ".join(f"{flag} {value}" for flag, value in flags if value)
         raise UserError(f"{asked} leaves no training documents: the input has {n_docs} "
                         f"document(s), and each split needs at least one; use at least "
                         f"{1 + (n_valid > 0) + (n_test > 0)} documents, or pass --valid FILE "
