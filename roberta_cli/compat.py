@@ -19,6 +19,7 @@ import sys
 _LEGACY_DATACLASS_PACKAGES = ("fairseq", "fairseq_cli", "hydra", "omegaconf")
 
 _applied = set()  # names of patches already applied in this process
+stop_prefetch_threads = None  # set once fairseq is imported (patch 5)
 
 
 # --- 1. Python >= 3.11: "mutable default ... is not allowed: use default_factory" -------------
@@ -184,6 +185,60 @@ def _patch_gpt2_bpe():
     hub_utils.from_pretrained = from_pretrained
 
 
+# --- 5. A clean exit: fairseq's prefetch thread must not outlive training -----------------------
+# fairseq 0.12.2's BufferedIterator prefetches batches on a daemon BackgroundConsumer thread that
+# nothing stops when training ends before its epoch does (--max-update): it stays blocked on a
+# full queue, or inside torch's data loading. Python kills daemon threads wherever they are at
+# exit; inside torch's C++ that aborts a run that had finished fine ("terminate called without
+# an active exception", exit -6, seen once in CI). Here the thread checks a stop flag between
+# batches and never blocks for long on the queue; an atexit hook sets the flag and joins it.
+# Test: test_compat.py::test_prefetch_thread_stops_at_exit.
+def _patch_background_consumer():
+    import atexit
+    import queue
+    import threading
+    import weakref
+
+    from fairseq.data import iterators
+
+    stop, live = threading.Event(), weakref.WeakSet()
+
+    def put(q, item):
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def run(self):
+        live.add(self)
+        if self.cuda_device is not None:
+            import torch
+
+            torch.cuda.set_device(self.cuda_device)
+        try:
+            for item in self._source:
+                if not put(self._queue, item):
+                    return
+                self.count += 1
+                if self._max_len is not None and self.count >= self._max_len:
+                    break
+            put(self._queue, iterators._sentinel)
+        except Exception as e:  # noqa: BLE001 (handed to the consumer, as fairseq does)
+            put(self._queue, e)
+
+    def stop_prefetch_threads(timeout=10.0):
+        stop.set()
+        for thread in list(live):
+            thread.join(timeout)
+
+    iterators.BackgroundConsumer.run = run
+    atexit.register(stop_prefetch_threads)
+    return stop_prefetch_threads
+
+
 def _patch_loaded_fairseq():
     """Patches that need fairseq imported; then register roberta-cli's tasks and models."""
     if "fairseq" in _applied:
@@ -192,6 +247,8 @@ def _patch_loaded_fairseq():
     _patch_torch_load()
     _patch_ddp()
     _patch_gpt2_bpe()
+    global stop_prefetch_threads
+    stop_prefetch_threads = _patch_background_consumer()
     # register rcli_* tasks/architectures so checkpoints load without --user-dir
     importlib.import_module("roberta_cli.registry")
 

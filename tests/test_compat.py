@@ -147,3 +147,27 @@ def test_pth_hook_file_is_what_setup_installs():
     line = (REPO / "roberta_cli_compat.pth").read_text().strip()
     assert line.startswith("import ") and "roberta_cli.compat" in line
     assert (Path(SITE) / "roberta_cli_compat.pth").is_file(), "install with `make install`"
+
+
+def test_prefetch_thread_stops_at_exit():
+    """fairseq's prefetch thread blocks forever on a full queue once training stops reading;
+    the exit hook stops it (without the patch, the thread is still alive afterwards)."""
+    import itertools
+    import time
+
+    from fairseq.data.iterators import BufferedIterator
+
+    class Endless:
+        def __iter__(self):
+            return itertools.count()
+
+        def __len__(self):
+            return 10 ** 9
+
+    it = BufferedIterator(2, Endless())
+    assert next(it) == 0
+    time.sleep(0.3)  # the thread fills the queue and waits on it
+    thread = it._consumer
+    assert thread.is_alive()
+    compat.stop_prefetch_threads(timeout=5)
+    assert not thread.is_alive()
