@@ -60,7 +60,9 @@ def _patch_dataclass_defaults():
 # weights_only=True, and its checkpoints then fail with "Unsupported global: GLOBAL
 # argparse.Namespace" (and omegaconf containers). Upstream later switched to
 # weights_only=False, which lets a checkpoint run arbitrary code; instead we allow-list exactly
-# the plain types a fairseq checkpoint holds. Test: test_compat.py::test_checkpoint_allow_list.
+# the plain types a fairseq checkpoint holds, and the placeholder fairseq uses to broadcast one
+# between ranks (resuming under DDP). Tests: test_compat.py::test_checkpoint_allow_list,
+# ::test_checkpoint_broadcast_between_ranks_loads.
 def checkpoint_safe_globals():
     """The types a fairseq/roberta-cli checkpoint may contain besides tensors."""
     import argparse
@@ -71,8 +73,15 @@ def checkpoint_safe_globals():
     from omegaconf.base import ContainerMetadata, Metadata
     from omegaconf.nodes import AnyNode
 
-    return [argparse.Namespace, DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode,
+    safe = [argparse.Namespace, DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode,
             typing.Any, dict, list, int, float, str, bool, collections.defaultdict]
+    if "fairseq" in sys.modules:
+        # rank 0 loads a checkpoint and broadcasts it to the other ranks as torch.save'd bytes in
+        # which each tensor is replaced by this {index: int} record (distributed/utils.py)
+        from fairseq.distributed.utils import _TensorPlaceholder
+
+        safe.append(_TensorPlaceholder)
+    return safe
 
 
 def load_checkpoint(path, **kwargs):

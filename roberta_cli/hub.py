@@ -176,3 +176,130 @@ class RobertaHub(RobertaHubInterface):
                 positions = (tokens[i] == self.task.mask_idx).nonzero(as_tuple=True)[0]
                 out[i] = self._fill(masked_inputs[i], tokens[i], logits[row, positions], topk)
         return out
+
+    # --- fine-tuned models (roberta-finetune) --------------------------------------------------
+    # A run directory of roberta-finetune holds task_manifest.json (the data's manifest: kind,
+    # labels) next to checkpoint_best.pt; the head is fairseq's "sentence_classification_head".
+    #   m = hub.from_pretrained("runs/SST-2/seed1")
+    #   m.predict_label("a gorgeous film")                      # '1' (a label of the data)
+    #   m.predict_label("A man plays.", "A man is playing.")   # STS-B: 4.1 (float)
+    #   m.choose(article, question, options)                    # RACE: (2, 'the option')
+    finetuned_head = "sentence_classification_head"
+    kind_methods = {"classification": "predict_label()", "regression": "predict_label()",
+                    "multiple_choice": "choose()", "span": "answer()"}
+
+    def task_manifest(self):
+        """The fine-tuning data's manifest (task, kind, labels, metric); UserError when this
+        model was not made by roberta-finetune."""
+        import json
+
+        if getattr(self, "_task_manifest", None) is None:
+            model_dir = _cfg_get(self.cfg.task, "data") or "."
+            path = os.path.join(model_dir, "task_manifest.json")
+            if not os.path.isfile(path):
+                raise UserError(f"{model_dir} is not a fine-tuned model (no task_manifest.json); "
+                                "fine-tune it with roberta-finetune, or use predict_batch with "
+                                "a head you registered")
+            with open(path, encoding="utf-8") as f:
+                self._task_manifest = json.load(f)
+        return self._task_manifest
+
+    def _finetuned(self, *kinds):
+        manifest = self.task_manifest()
+        kind = manifest.get("kind")
+        if kind not in kinds:
+            raise UserError(f"this model was fine-tuned for {kind} ({manifest.get('task')}); "
+                            f"use {self.kind_methods.get(kind, 'predict_batch()')}")
+        if self.finetuned_head not in self.model.classification_heads:
+            heads = ", ".join(self.model.classification_heads) or "none"
+            raise UserError(f"the checkpoint has no classification head "
+                            f"{self.finetuned_head!r} (heads: {heads}); set finetuned_head or "
+                            "load the checkpoint_best.pt of roberta-finetune")
+        return manifest
+
+    def _cut(self, tokens):
+        return tokens[: self.model.max_positions()]  # as fairseq's --shorten-method truncate
+
+    def predict_label(self, text, text2=None):
+        """The label name for a text (or a pair), or a float for a regression task."""
+        return self.predict_label_batch([text if text2 is None else (text, text2)])[0]
+
+    @torch.inference_mode()
+    def predict_label_batch(self, items):
+        """``predict_label`` for many items: strings, or (text, text2) pairs."""
+        manifest = self._finetuned("classification", "regression")
+        tokens = [self._cut(self.encode(*(t.strip() for t in item)) if isinstance(item, (tuple, list))
+                            else self.encode(item.strip())) for item in items]
+        if not tokens:
+            return []
+        logits = self.predict_batch(self.finetuned_head, tokens, return_logits=True).float()
+        if manifest["kind"] == "regression":
+            return logits[:, 0].tolist()
+        labels = self.task.label_dictionary
+        return [labels[int(i) + labels.nspecial] for i in logits.argmax(-1)]
+
+    def option_length(self):
+        """Tokens an option keeps (<s> included) before the context: --max-option-length."""
+        return (_cfg_get(self.cfg.task, "max_option_length")
+                or _cfg_get(self.cfg.model, "max_option_length") or self.model.max_positions())
+
+    def _line(self, text):
+        import re
+
+        bpe = self.bpe.encode(re.sub(r"\s+", " ", text).strip())
+        return self.task.source_dictionary.encode_line(bpe, append_eos=True,
+                                                       add_if_not_exist=False).long()
+
+    def choose(self, context, question, options):
+        """Multiple choice (a RACE-style model): (index, option) of the best option."""
+        return self.choose_batch([(context, question, options)])[0]
+
+    @torch.inference_mode()
+    def choose_batch(self, items):
+        """``choose`` for many (context, question, options) items; options are scored as
+        fairseq's sentence_ranking does: <s> question+option </s> </s> context </s>, the option
+        part cut to --max-option-length; RACE's question+option: the option fills a "_" blank,
+        else follows the question."""
+        self._finetuned("multiple_choice")
+        bos = torch.tensor([self.task.source_dictionary.bos()])
+        tokens, counts = [], []
+        for context, question, options in items:
+            if not options:
+                raise UserError("choose needs at least one option")
+            ctx = torch.cat([torch.tensor([self.task.source_dictionary.eos()]), self._line(context)])
+            for option in options:
+                qa = question.replace("_", option) if "_" in question else f"{question} {option}"
+                head = torch.cat([bos, self._line(qa)])[: self.option_length()]
+                tokens.append(self._cut(torch.cat([head, ctx])))
+            counts.append(len(options))
+        scores = self.predict_batch(self.finetuned_head, tokens, return_logits=True)[:, 0].float()
+        out, start = [], 0
+        for (_, _, options), n in zip(items, counts):
+            best = int(scores[start:start + n].argmax())
+            out.append((best, options[best]))
+            start += n
+        return out
+
+    def answer(self, question, context, **kwargs):
+        """Extractive QA (a SQuAD-fine-tuned model): ``{"answer": text, "start": s, "end": e,
+        "score", "null_score"}`` with ``context[s:e] == text``; no answer (SQuAD 2.0) is
+        ``{"answer": "", "start": None, "end": None, ...}``. See roberta_cli.tasks.squad."""
+        from roberta_cli.tasks import squad
+
+        return squad.answer(self, question, context, **kwargs)
+
+    def answer_batch(self, pairs, **kwargs):
+        """``answer`` for many (question, context) pairs, windows run as padded batches."""
+        from roberta_cli.tasks import squad
+
+        return squad.answer_batch(self, pairs, **kwargs)
+
+
+def _cfg_get(cfg, key):
+    """``cfg.key`` of an omegaconf config or an argparse Namespace (fairseq's legacy tasks)."""
+    if cfg is None:
+        return None
+    try:
+        return cfg.get(key) if hasattr(cfg, "get") else getattr(cfg, key, None)
+    except Exception:  # noqa: BLE001 (omegaconf: missing key / interpolation)
+        return None

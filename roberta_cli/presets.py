@@ -61,6 +61,53 @@ GLUE = {
 }
 
 
+# Fine-tuning (fairseq's GLUE/RACE READMEs, the paper's Table 10): every task starts from these;
+# a GLUE row above or a FINETUNE_TASKS row below overrides lr and batch (sequences per update).
+# Updates = ceil(train rows / batch) x epochs; warmup = warmup_ratio x updates. Sequences are
+# cut to the pretrained model's max positions (fairseq's --shorten-method truncate).
+FINETUNE = dict(
+    epochs=10,
+    warmup_ratio=0.06,
+    optimizer="adam",
+    adam_betas="(0.9,0.98)",
+    adam_eps=1e-6,
+    weight_decay=0.1,
+    clip_norm=0.0,
+    lr_scheduler="polynomial_decay",
+    dropout=0.1,
+    attention_dropout=0.1,
+    lr=1e-5,
+    batch=16,
+)
+# Tasks outside GLUE. "custom" is any data from `roberta-preprocess custom`.
+FINETUNE_TASKS = {
+    # fairseq's RACE README: lr 1e-5, 16 questions per update, 5 epochs, weight decay 0.01,
+    # options cut to 128 tokens
+    "RACE": dict(lr=1e-5, batch=16, epochs=5, weight_decay=0.01, max_option_length=128),
+    "custom": dict(),
+    # the paper's SQuAD fine-tuning (Table 10): lr 1.5e-5, batch 48, 2 epochs, weight decay 0.01
+    "SQuAD1.1": dict(lr=1.5e-5, batch=48, epochs=2, weight_decay=0.01),
+    "SQuAD2.0": dict(lr=1.5e-5, batch=48, epochs=2, weight_decay=0.01),
+}
+
+
+def finetune_settings(task):
+    """FINETUNE defaults with the task's row (GLUE or FINETUNE_TASKS) on top; KeyError naming
+    the choices for an unknown task."""
+    if task in GLUE:
+        row = {k: v for k, v in GLUE[task].items() if k in ("lr", "batch")}
+    elif task in FINETUNE_TASKS:
+        row = FINETUNE_TASKS[task]
+    else:
+        raise KeyError(f"unknown task {task!r}; choose one of: {', '.join(finetune_tasks())}")
+    return {**FINETUNE, **row}
+
+
+def finetune_tasks():
+    """Every task name roberta-finetune accepts."""
+    return list(GLUE) + list(FINETUNE_TASKS)
+
+
 def size(name):
     """The SIZES row for ``name``; a clear error naming the choices otherwise."""
     if name not in SIZES:
@@ -86,6 +133,10 @@ def _main(argv):
         print(f"  {name:7s} " + " ".join(f"{k}={v}" for k, v in row.items()))
     print("pretraining: " + " ".join(f"{k}={v}" for k, v in PRETRAIN.items()))
     print("lr by batch: " + " ".join(f"{b}:{r['lr']}/{r['warmup']}" for b, r in BATCH_LR.items()))
+    print("fine-tuning: " + " ".join(f"{k}={v}" for k, v in FINETUNE.items()))
+    for task in finetune_tasks():
+        row = finetune_settings(task)
+        print(f"  {task:7s} lr={row['lr']} batch={row['batch']} epochs={row['epochs']}")
 
 
 if __name__ == "__main__":

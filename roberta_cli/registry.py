@@ -1,2 +1,2 @@
 """Imports every module that registers with fairseq (tasks, architectures, criterions)."""
-from roberta_cli import models, tasks  # noqa: F401
+from roberta_cli import criterions, models, tasks  # noqa: F401

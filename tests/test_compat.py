@@ -171,3 +171,29 @@ def test_prefetch_thread_stops_at_exit():
     assert thread.is_alive()
     compat.stop_prefetch_threads(timeout=5)
     assert not thread.is_alive()
+
+
+def test_checkpoint_broadcast_between_ranks_loads(tiny_run, tmp_path):
+    """Resuming under DDP: fairseq's rank 0 sends the checkpoint to the others through
+    torch.save/torch.load, with tensors swapped for _TensorPlaceholder records."""
+    import io
+
+    from fairseq.distributed import utils as dist_utils
+
+    state = compat.load_checkpoint(tiny_run / "checkpoint_last.pt")
+    group = _ddp_process_group(tmp_path)
+    # what _broadcast_object_slow sends: torch.save of the object with tensors split out
+    tensors = []
+    obj = dist_utils._split_tensors_from_obj(state, tensors)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    without = _bare_python(
+        "import io, torch, roberta_cli.compat as c; "
+        "torch.serialization.add_safe_globals(c.checkpoint_safe_globals()); "
+        f"torch.load(io.BytesIO(bytes.fromhex({buffer.getvalue().hex()!r})), weights_only=True)")
+    assert without.returncode != 0 and "_TensorPlaceholder" in without.stderr
+    back = dist_utils.broadcast_object(state, src_rank=0, group=group)  # world of one: a round trip
+    assert back["extra_state"] == state["extra_state"]
+    buffer.seek(0)
+    assert isinstance(torch.load(buffer, weights_only=True)["model"]["encoder.sentence_encoder.embed_tokens.weight"],
+                      dist_utils._TensorPlaceholder)

@@ -9,6 +9,7 @@ status 2 (argparse's convention), never a traceback.
     $ roberta-preprocess missing.txt --name x
     roberta-preprocess: error: input missing.txt does not exist; check the path
 """
+import argparse
 import sys
 
 from roberta_cli.errors import UserError
@@ -29,3 +30,23 @@ def run_main(fn, prog):
         message = "interrupted (Ctrl-C); run the command again to start over"
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(EXIT_USAGE)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line too: ``<command>: error: <problem>; see <prog>
+    --help`` (``<command>`` is the first word of prog, e.g. roberta-preprocess for its glue)."""
+
+    def error(self, message):
+        print(f"{self.prog.split()[0]}: error: {message}; see {self.prog} --help", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def positive_int(text):
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value

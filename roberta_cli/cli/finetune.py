@@ -1,19 +1,161 @@
-"""roberta-finetune: fine-tuning on GLUE, RACE, SQuAD and your own data (issue #3, not yet
-landed). Until then, fine-tune with fairseq's sentence_prediction task on a checkpoint from
-roberta-train:
+"""roberta-finetune: fine-tune a pretrained RoBERTa on GLUE, RACE or your own data, over seeds.
 
-    fairseq-train data-bin/SST-2 --task sentence_prediction --arch rcli_tiny \
-        --restore-file checkpoints/books/checkpoint_best.pt --reset-optimizer ...
+    roberta-preprocess glue --task SST-2 --glue-dir ../shared/data/glue --bpe-from checkpoints/books
+    roberta-finetune --task SST-2 --model checkpoints/books --data data-bin/SST-2 --seeds 1,2,3
+    roberta-finetune --model checkpoints/books --data data-bin/STS-B --epochs 3 -- --num-workers 0
+    roberta-finetune --model checkpoints/books --data data-bin/SST-2 --from-scratch   # random init
+
+Settings come from roberta_cli.presets (fairseq's GLUE/RACE recipes): the task's lr and batch,
+10 epochs (updates = ceil(train rows / batch) x epochs), 6% warmup then linear decay, Adam
+(0.9, 0.98) eps 1e-6, weight decay 0.1, dropout 0.1. Flags after ``--`` go to fairseq-train
+and win. Each seed trains into SAVE_DIR/seed<N>/ (checkpoint_best.pt chosen by the task's
+metric: accuracy, F1, MCC or Pearson; train_log.jsonl; the files hub.from_pretrained needs);
+its best checkpoint is then evaluated on every labelled validation split, and
+SAVE_DIR/results.json gets the per-seed scores and their median.
 """
+import argparse
+import json
+import os
 import sys
+
+import roberta_cli  # noqa: F401  (compat patches before fairseq)
+from roberta_cli import finetune, presets
+from roberta_cli.cli.errors import Parser, UserError, run_main
 
 PROG = "roberta-finetune"
 
 
+
+def _seeds(text):
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of distinct "
+                                         "integers (e.g. 1,2,3)")
+    return seeds
+
+
+def build_parser():
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], allow_abbrev=False,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="examples:\n" + __doc__.split("\n\n")[1])
+    p.add_argument("--task", help=f"the task ({', '.join(presets.finetune_tasks())}; any case); "
+                                  "must be the data's (default: the data's)")
+    p.add_argument("--model", required=True,
+                   help="a roberta-train run directory (its checkpoint_best.pt) or a .pt file "
+                        "whose directory holds dict.txt and the BPE files")
+    p.add_argument("--data", required=True,
+                   help="the task directory from roberta-preprocess glue|custom|race")
+    p.add_argument("--save-dir", help="default: checkpoints/finetune/<data directory name>")
+    p.add_argument("--seeds", type=_seeds, default=[1], help="comma-separated, e.g. 1,2,3 (default 1)")
+    p.add_argument("--lr", type=float, help="peak LR (default: the task's preset)")
+    p.add_argument("--batch-size", type=int, help="sequences per update (default: the task's preset)")
+    p.add_argument("--device-batch-size", type=int,
+                   help="sequences per device per step; gradients are accumulated up to "
+                        "--batch-size (default: --batch-size / devices)")
+    p.add_argument("--epochs", type=int, help="default: the task's preset (GLUE 10, RACE 5)")
+    p.add_argument("--max-update", type=int, help="updates in all (default: from --epochs)")
+    p.add_argument("--warmup-ratio", type=float, help="share of the updates spent warming up "
+                                                      "(default 0.06)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 where the hardware has it (CPU autocast, GPU), else fp32")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="random initialization with the model's architecture (the baseline of "
+                        "the pretrained-vs-random comparison)")
+    p.add_argument("--log-interval", type=int, help="updates between log lines (default: 5%% of the run)")
+    p.add_argument("--valid-interval", type=int, default=0,
+                   help="validate every N updates (default: each epoch)")
+    return p
+
+
+def parse(argv):
+    """(our options, fairseq flags after ``--``)."""
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1:]
+    else:
+        passthrough = []
+    o = build_parser().parse_args(argv)
+    for name in ("batch_size", "device_batch_size", "epochs", "max_update", "log_interval"):
+        value = getattr(o, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} {value} must be a positive integer")
+    o.save_dir = o.save_dir or os.path.join(
+        "checkpoints", "finetune", os.path.basename(os.path.normpath(o.data)))
+    return o, passthrough
+
+
+def format_table(results):
+    """Per seed and median: one row each, one column per split and metric."""
+    columns = [(split, name) for split, values in results["median"].items()
+               for name in values if name != "n"]
+    names = results.get("split_names", {})
+    head = ["seed"] + [f"{names.get(s, s)} {m}" for s, m in columns]
+    rows = [[seed] + [f"{r[s][m]:.2f}" for s, m in columns] for seed, r in results["seeds"].items()]
+    rows.append(["median"] + [f"{results['median'][s][m]:.2f}" for s, m in columns])
+    widths = [max(len(str(row[i])) for row in [head] + rows) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in [head] + rows)
+
+
+def run(argv):
+    from roberta_cli.cli.train import count_devices, precision_flags, resolve_device
+
+    o, passthrough = parse(argv)
+    manifest = finetune.load_data(o.data)
+    task = finetune.resolve_task(o.task, manifest)
+    model = finetune.load_model(o.model)
+    finetune.check_vocabulary(model, o.data)
+    device = resolve_device(o.device)
+    devices = count_devices(device)
+    settings = finetune.plan(task, manifest, lr=o.lr, batch_size=o.batch_size, epochs=o.epochs,
+                             max_update=o.max_update, warmup_ratio=o.warmup_ratio,
+                             device_batch_size=o.device_batch_size, devices=devices)
+    precision, flags = precision_flags(o.precision, device)
+    settings.update(precision=precision, device=device, from_scratch=o.from_scratch,
+                    fairseq_extra=passthrough)
+    print(f"{PROG}: {task} ({manifest['kind']}, {settings['train_rows']:,} training rows) from "
+          f"{'scratch (random init), ' if o.from_scratch else ''}{model.checkpoint} ({model.arch}); "
+          f"lr {settings['lr']}, {settings['batch']} sequences/update, {settings['max_update']} "
+          f"updates ({settings['epochs']} epochs, {settings['warmup_updates']} warmup), "
+          f"{precision} on {devices} {device} device(s), seeds {','.join(map(str, o.seeds))}",
+          file=sys.stderr, flush=True)
+
+    per_seed = {}
+    for seed in o.seeds:
+        seed_dir = os.path.join(o.save_dir, f"seed{seed}")
+        argv = finetune.fairseq_argv(o.data, seed_dir, seed, manifest, settings, model,
+                                     device=device, precision_flags=flags,
+                                     from_scratch=o.from_scratch, log_interval=o.log_interval,
+                                     valid_interval=o.valid_interval) + passthrough
+        if finetune.is_main_process():
+            finetune.prepare_run_dir(seed_dir, model, o.data)
+            with open(os.path.join(seed_dir, "roberta_finetune.json"), "w") as f:
+                json.dump({"task": task, "seed": seed, "settings": settings, "fairseq_argv": argv},
+                          f, indent=1)
+        finetune.train(argv, os.path.join(seed_dir, "train_log.jsonl"))
+        if not finetune.is_main_process():
+            continue
+        if not os.path.isfile(os.path.join(seed_dir, "checkpoint_best.pt")):
+            raise UserError(f"seed {seed} saved no checkpoint_best.pt in {seed_dir} (did fairseq "
+                            "validate? check the flags after --)")
+        per_seed[seed] = finetune.evaluate(seed_dir, o.data, manifest, device=device)
+        with open(os.path.join(seed_dir, "eval.json"), "w") as f:
+            json.dump(per_seed[seed], f, indent=1)
+        results = finetune.write_results(o.save_dir, task, manifest, per_seed,
+                                         os.path.abspath(model.checkpoint), settings)
+        print(f"{PROG}: seed {seed}: " + "; ".join(
+            f"{split} " + " ".join(f"{k} {v:.2f}" for k, v in m.items() if k != "n")
+            for split, m in per_seed[seed].items()), file=sys.stderr, flush=True)
+    if per_seed:
+        print(format_table(results))
+        print(f"{PROG}: wrote {os.path.join(o.save_dir, finetune.RESULTS)}", file=sys.stderr)
+
+
 def main(argv=None):
-    print(f"{PROG}: not available yet (fine-tuning is issue #3); see `python -m "
-          "roberta_cli.cli.finetune --help` text in its module docstring", file=sys.stderr)
-    sys.exit(2)
+    run_main(lambda: run(sys.argv[1:] if argv is None else argv), PROG)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ Splits are whole documents. Text is read as UTF-8: invalid bytes stop the run wi
 name and byte offset, unless --errors replace. A failed run leaves no output directory.
 
 This module only parses flags and prints; the work is in roberta_cli.data.{corpus,bpe,binarize}.
+
+Fine-tuning data: when the first argument is glue, custom or race, roberta_cli.cli.preprocess_tasks
+handles the command; squad goes to roberta_cli.cli.preprocess_squad.
 """
 import argparse
 import os
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 
 import roberta_cli  # noqa: F401  (fairseq compat patches before anything imports fairseq)
-from roberta_cli.cli.errors import EXIT_USAGE, UserError, run_main
+from roberta_cli.cli.errors import Parser, UserError, run_main
 from roberta_cli.data import binarize, bpe  # these import fairseq and torch only when binarizing
 
 PROG = "roberta-preprocess"
@@ -30,16 +33,12 @@ DEFAULT_VALID_FRACTION = 0.05  # of the input's documents, when --valid is not g
 DEFAULT_VOCAB_SIZE = 8000  # learned BPEs (bytelevel, sentencepiece)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, like every other roberta-preprocess error
-        print(f"{self.prog}: error: {message}; see {self.prog} --help", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0], allow_abbrev=False,
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], allow_abbrev=False,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="examples:\n" + "\n\n".join(__doc__.split("\n\n")[1:3]))
+                epilog="examples:\n" + "\n\n".join(__doc__.split("\n\n")[1:3])
+                + "\n\nfine-tuning data: roberta-preprocess {glue,custom,race,squad} --help")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="text files or directories (all non-hidden files below, sorted); UTF-8, "
                         "LF or CRLF line ends")
@@ -157,7 +156,31 @@ def print_summary(manifest, destdir, seconds, workers):
           f"{source_mb / max(seconds, 1e-9):.2f} MB/s with {workers} worker{'s' * (workers > 1)}")
 
 
+TASK_COMMANDS = ("glue", "custom", "race")  # roberta_cli.cli.preprocess_tasks
+SQUAD_COMMAND = "squad"  # roberta_cli.cli.preprocess_squad
+
+
+def _load_squad():
+    try:
+        from roberta_cli.cli import preprocess_squad
+    except ModuleNotFoundError as e:
+        if e.name != "roberta_cli.cli.preprocess_squad":
+            raise
+        raise UserError("SQuAD preprocessing is not available in this version of roberta-cli; "
+                        "use roberta-preprocess glue, custom or race") from None
+    return preprocess_squad
+
+
 def main(argv=None):
+    """Pretraining data (``INPUT... --name/--destdir``), or fine-tuning data when the first
+    argument is a command: glue, custom, race (preprocess_tasks) or squad (preprocess_squad)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] and argv[0] in TASK_COMMANDS:
+        from roberta_cli.cli import preprocess_tasks
+
+        return preprocess_tasks.main(argv)
+    if argv[:1] == [SQUAD_COMMAND]:
+        return run_main(_load_squad, PROG).main(argv[1:])
     run_main(lambda: _main(argv), PROG)
 
 

@@ -74,19 +74,31 @@ def check_data_bin(path):
         return sum(1 for line in f if line.strip())
 
 
+def read_checkpoint(path, flag="--restore-file"):
+    """The state dict of a fairseq checkpoint file (mmap'ed: cheap even for large ones; loaded
+    weights_only with compat's allow-list); a UserError naming ``flag`` when it is not one."""
+    try:
+        state = compat.load_checkpoint(path, mmap=True)
+        state["model"]
+    except Exception as e:  # noqa: BLE001 (any failure means: not a usable checkpoint)
+        raise UserError(f"{flag} {path} is not a fairseq checkpoint "
+                        f"({type(e).__name__}); give a checkpoint_*.pt file") from None
+    return state
+
+
+def checkpoint_vocab_size(state):
+    """Rows of the checkpoint's token embedding (None when it has none)."""
+    emb = state["model"].get("encoder.sentence_encoder.embed_tokens.weight")
+    return None if emb is None else emb.shape[0]
+
+
 def check_checkpoint(path, vocab_size):
     """Fail loudly when a named checkpoint is missing, not a checkpoint, or of another vocabulary
     (fairseq would silently start from scratch, or crash deep inside load_state_dict)."""
     if not os.path.isfile(path):
         raise UserError(f"--restore-file {path} does not exist; give an existing checkpoint "
                         "or leave it out to start (or resume) from the save directory")
-    try:  # mmap: cheap even for large checkpoints; weights_only with compat's allow-list
-        state = compat.load_checkpoint(path, mmap=True)
-        weights = state["model"]
-    except Exception as e:  # noqa: BLE001 (any failure means: not a usable checkpoint)
-        raise UserError(f"--restore-file {path} is not a fairseq checkpoint "
-                        f"({type(e).__name__}); give a checkpoint_*.pt file") from None
-    emb = weights.get("encoder.sentence_encoder.embed_tokens.weight")
+    emb = read_checkpoint(path)["model"].get("encoder.sentence_encoder.embed_tokens.weight")
     if emb is not None and emb.shape[0] != vocab_size:
         raise UserError(f"checkpoint {path} has a vocabulary of {emb.shape[0]} but the data has "
                         f"{vocab_size}; preprocess with the BPE and dict.txt of that model")
@@ -226,10 +238,6 @@ def run(argv):
     precision, _ = precision_flags(o.precision, device)
     argv = fairseq_argv(o, arch, device, precision, freq, devices) + passthrough
 
-    from fairseq import distributed_utils, options
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-
-    import fairseq_cli.train as fairseq_train
     from roberta_cli.train_log import log_to_jsonl
 
     copy_run_files(o.data, o.save_dir)
@@ -240,6 +248,16 @@ def run(argv):
     print(f"{PROG}: {arch} on {devices} {device} device(s), {precision}, "
           f"{o.batch_size} x {devices} x {freq} = {o.batch_size * devices * freq} sequences/update",
           file=sys.stderr)
+    call_fairseq_train(argv)
+
+
+def call_fairseq_train(argv):
+    """fairseq-train with this command line, in this process (also under torchrun/SLURM)."""
+    from fairseq import distributed_utils, options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    import fairseq_cli.train as fairseq_train
+
     args = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
     distributed_utils.call_main(convert_namespace_to_omegaconf(args), fairseq_train.main)
 

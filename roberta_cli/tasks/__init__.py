@@ -1,2 +1,2 @@
 """fairseq registrations of roberta-cli's tasks."""
-from roberta_cli.tasks import pretraining  # noqa: F401
+from roberta_cli.tasks import pretraining, squad  # noqa: F401

@@ -13,10 +13,8 @@ positional embeddings).
 import logging
 from dataclasses import dataclass, field
 
-import contextlib
 import os
 
-import torch
 
 from fairseq import utils
 from fairseq.data import PrependTokenDataset, TokenBlockDataset, data_utils
@@ -25,6 +23,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
 from roberta_cli.data.blocks import SplitLongLinesDataset
+from roberta_cli.tasks.autocast import AutocastBf16Steps
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class PretrainingConfig(MaskedLMConfig):
 
 
 @register_task("rcli_mlm", dataclass=PretrainingConfig)
-class PretrainingTask(MaskedLMTask):
+class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
     def _load_dataset_split(self, split, epoch, combine):
         paths = utils.split_paths(self.cfg.data)
         split_path = os.path.join(paths[(epoch - 1) % len(paths)], split)
@@ -68,16 +67,3 @@ class PretrainingTask(MaskedLMTask):
         logger.info("loaded %d blocks from: %s", len(dataset), split_path)
         return PrependTokenDataset(dataset, self.source_dictionary.bos())
 
-    def _autocast(self, model):
-        if not self.cfg.autocast_bf16:
-            return contextlib.nullcontext()
-        device = next(model.parameters()).device.type
-        return torch.autocast(device_type=device, dtype=torch.bfloat16)
-
-    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        with self._autocast(model):
-            return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
-
-    def valid_step(self, sample, model, criterion):
-        with self._autocast(model):
-            return super().valid_step(sample, model, criterion)

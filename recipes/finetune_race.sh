@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Fine-tune a pretrained RoBERTa on RACE (multiple choice reading comprehension), as fairseq's
+# RACE recipe: each option is scored with the article, softmax over the four; lr 1e-5,
+# 16 questions per update, 5 epochs (roberta_cli/presets.py), options cut to 128 tokens.
+#
+#   RACE_DIR=~/data/RACE recipes/finetune_race.sh                  # train/ dev/ test/ {middle,high}
+#   MODEL=checkpoints/books SEEDS=1,2,3 RACE_DIR=~/data/RACE recipes/finetune_race.sh
+#   NPROC=8 RACE_DIR=~/data/RACE recipes/finetune_race.sh -- --fp16   # 8 GPUs (torchrun)
+#
+# RACE itself is not in ../shared/data (get it from its authors); arguments go to
+# roberta-finetune (its flags, then `--` and fairseq-train flags).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+MODEL=${MODEL:-$ROOT/checkpoints/demo}        # roberta-train run dir (or a .pt beside dict.txt)
+RACE_DIR=${RACE_DIR:-$ROOT/../shared/data/RACE}
+DATA=${DATA:-$ROOT/data-bin/RACE}             # made here when missing
+SAVE_DIR=${SAVE_DIR:-$ROOT/checkpoints/finetune/RACE}
+SEEDS=${SEEDS:-1}
+LIMIT=${LIMIT:-}                              # first N questions of each split
+DEVICE=${DEVICE:-auto}
+PRECISION=${PRECISION:-auto}
+NPROC=${NPROC:-1}
+WORKERS=${WORKERS:-2}
+
+if [ ! -f "$DATA/manifest.json" ]; then
+  if [ ! -d "$RACE_DIR" ]; then
+    echo "finetune_race.sh: error: no RACE folder at $RACE_DIR; set RACE_DIR= (train/, dev/, test/)" >&2
+    exit 2
+  fi
+  roberta-preprocess race --race-dir "$RACE_DIR" --bpe-from "$MODEL" --destdir "$DATA" \
+    --workers "$WORKERS" ${LIMIT:+--limit "$LIMIT"}
+fi
+args=(--task RACE --model "$MODEL" --data "$DATA" --seeds "$SEEDS" --save-dir "$SAVE_DIR"
+      --device "$DEVICE" --precision "$PRECISION")
+if [ "$NPROC" -gt 1 ]; then
+  exec torchrun --nproc_per_node "$NPROC" -m roberta_cli.cli.finetune "${args[@]}" "$@"
+fi
+exec roberta-finetune "${args[@]}" "$@"

@@ -1,0 +1,2 @@
+"""fairseq criterions of roberta-cli (rcli_sentence_prediction, rcli_sentence_ranking, rcli_squad)."""
+from roberta_cli.criterions import sentence_prediction, sentence_ranking, squad  # noqa: F401

@@ -1,0 +1,232 @@
+"""Rows of a fine-tuning task (roberta_cli.data.tasks) -> the data directory fairseq's
+``sentence_prediction`` and ``sentence_ranking`` tasks read directly. Plain code: no argparse,
+no printing (``progress`` is an optional callback).
+
+    roberta-preprocess glue --task MRPC --glue-dir ../shared/data/glue --bpe-from checkpoints/books
+
+Layout (what fairseq's examples/roberta/preprocess_GLUE_tasks.sh and preprocess_RACE.sh make):
+
+    DEST/input0/dict.txt               the model's dict.txt, unchanged
+    DEST/input0/{split}.bin/.idx       fairseq mmap datasets: BPE(text) through dict.txt + </s>
+    DEST/input1/...                    the second text of pair tasks (RACE: input1..input4 =
+                                       question+option; input0 = the article)
+    DEST/label/dict.txt + {split}.bin/.idx   classification: a Dictionary of the labels in the
+                                       task's fixed order (row = [label id, </s>], so fairseq's
+                                       target = id - nspecial = index in manifest "labels")
+    DEST/label/{split}.label           regression: one score per line (original scale);
+                                       RACE: the answer index 0..3 per line
+    DEST/{split}.ids                   RACE: "file#question" per row
+    DEST/encoder.json, vocab.bpe ...   the model's BPE files (manifest "bpe_files")
+    DEST/manifest.json                 format roberta-cli-task/1 (see build)
+
+No <s>: fairseq adds --init-token 0 and --separator-token 2 itself. Splits are train, valid,
+valid1, test, test1; row i of every dataset is row i of the source file (file order).
+Everything is written to a hidden sibling directory that is renamed to DEST at the end.
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+import roberta_cli
+from roberta_cli.data import binarize
+from roberta_cli.data import bpe as bpe_lib
+from roberta_cli.data.tasks import (SPLITS, TASK_MANIFEST, TASK_MANIFEST_FORMAT, SplitData)
+from roberta_cli.errors import UserError
+
+ENCODE_CHUNK = 2000  # texts per BPE encoding job
+
+
+class ModelFiles:
+    """What --bpe-from must hold: manifest.json (its bpe and bpe_files), dict.txt, BPE files."""
+
+    def __init__(self, model_dir):
+        self.dir = Path(model_dir)
+        if not self.dir.is_dir():
+            raise UserError(f"--bpe-from {model_dir} is not a directory; pass the model "
+                            "directory written by roberta-train (or its data-bin)")
+        self.dict_txt = self.dir / "dict.txt"
+        if not (self.dir / bpe_lib.MANIFEST).is_file() or not self.dict_txt.is_file():
+            lacking = " and ".join(n for n in (bpe_lib.MANIFEST, "dict.txt")
+                                   if not (self.dir / n).is_file())
+            raise UserError(f"--bpe-from {model_dir} has no {lacking}; pass the model directory "
+                            "written by roberta-train (or its data-bin), which holds dict.txt, "
+                            "manifest.json and the BPE files")
+        self.manifest = bpe_lib.load_manifest(self.dir)
+        missing = [n for n in self.manifest.get("bpe_files", {}).values()
+                   if not (self.dir / n).is_file()]
+        if missing:
+            raise UserError(f"--bpe-from {model_dir} lacks {', '.join(missing)} (listed in its "
+                            f"{bpe_lib.MANIFEST}); pass the model directory written by "
+                            "roberta-train, which holds the BPE files of its data")
+        kwargs = bpe_lib.bpe_kwargs(self.dir)
+        self.bpe = kwargs.pop("bpe")
+        self.files = kwargs  # fairseq arg -> absolute path
+
+    def encoder(self):
+        return bpe_lib.load_encoder(self.bpe, self.files)
+
+
+def _encode_texts(texts: List[str]) -> List[str]:
+    """Pool job: BPE lines (whitespace-normalized, so one line each) of a chunk of texts."""
+    encoded = binarize._WORKER["encoder"].encode_lines(texts)
+    return [" ".join(line.split()) for line in encoded]
+
+
+def encode_column(texts: Sequence[str], model: ModelFiles, dictionary, out_prefix: str,
+                  workers: int = 1):
+    """BPE-encode ``texts`` (each distinct text once) and binarize one row per text into
+    ``out_prefix``.bin/.idx; returns (per-row sizes with </s>, tokens, unk)."""
+    unique = list(dict.fromkeys(texts))
+    jobs = (unique[i:i + ENCODE_CHUNK] for i in range(0, len(unique), ENCODE_CHUNK))
+    encoded = {}
+    results = binarize._run_ordered(_encode_texts, jobs, workers, binarize._init_encoder,
+                                    (model.bpe, model.files))
+    start = 0
+    for lines in results:
+        encoded.update(zip(unique[start:start + len(lines)], lines))
+        start += len(lines)
+    text_path = Path(out_prefix + ".bpe")
+    with open(text_path, "w", encoding="utf-8", newline="\n") as out:
+        out.writelines(encoded[t] + "\n" for t in texts)
+    stats = binarize.binarize_text(text_path, dictionary, out_prefix, workers)
+    text_path.unlink()
+    if stats.lines != len(texts):  # a bug, not a user mistake
+        raise RuntimeError(f"{out_prefix}: {stats.lines} rows binarized for {len(texts)} texts")
+    sizes = np.array([len(encoded[t].split()) + 1 for t in texts], dtype=np.int64)
+    return sizes, stats.tokens, stats.unk
+
+
+def write_label_dataset(labels: Sequence[str], label_order: Sequence[str], out_dir: Path,
+                        split: str):
+    """label/dict.txt (symbols in ``label_order``) and label/{split}.bin/.idx, one
+    [label id, </s>] row per label, as fairseq-preprocess writes a label file."""
+    import torch
+    from fairseq.data import Dictionary, indexed_dataset
+
+    dictionary = Dictionary()
+    for label in label_order:
+        dictionary.add_symbol(label)
+    dict_path = out_dir / "dict.txt"
+    if not dict_path.exists():
+        dictionary.save(str(dict_path))
+    prefix = str(out_dir / split)
+    builder = indexed_dataset.make_builder(indexed_dataset.data_file_path(prefix), impl="mmap",
+                                           vocab_size=len(dictionary))
+    ids = {label: dictionary.index(label) for label in label_order}
+    for label in labels:
+        builder.add_item(torch.IntTensor([ids[label], dictionary.eos()]))
+    builder.finalize(indexed_dataset.index_file_path(prefix))
+
+
+def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model: ModelFiles,
+          labels: Optional[Sequence[str]] = None, metrics: Sequence[str] = ("accuracy",),
+          valid_names: Optional[Dict[str, str]] = None, extra: Optional[dict] = None,
+          workers: int = 1, force: bool = False,
+          progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Write the task directory ``destdir`` from already-read ``splits``; returns the manifest.
+
+    ``kind``: "classification" (``labels``: the fixed class order; every label must be in
+    it), "regression" (labels are numbers) or "multiple_choice" (RACE: texts are (context,
+    choice 1..N), labels are answer indices). ``extra`` is merged into the manifest."""
+    progress = progress or (lambda message: None)
+    destdir = Path(destdir)
+    binarize.check_destdir(destdir, force)
+    splits = {name: splits[name] for name in SPLITS if name in splits}
+    widths = {len(row) for data in splits.values() for row in data.texts}
+    if len(widths) != 1:
+        raise UserError(f"the splits of {task} have different numbers of texts per row "
+                        f"({sorted(widths)}); every split needs the same columns")
+    width = widths.pop()
+    if kind == "classification":
+        labels = list(labels)
+        for data in splits.values():
+            unknown = sorted(set(data.labels or ()) - set(labels))
+            if unknown:  # the readers check this; a safety net for library callers
+                raise UserError(f"{data.source} has labels {unknown} outside {labels}")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    dictionary = bpe_lib.load_dictionary(model.dict_txt)
+
+    destdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = binarize._sibling(destdir, "partial")
+    try:
+        manifest_splits = {}
+        for name, data in splits.items():
+            progress(f"{task} {name}: encoding {len(data):,} rows from {data.source}")
+            info = {"rows": len(data), "source": data.source, "labelled": data.labelled}
+            sizes, info["tokens"], info["unk"] = [], 0, 0
+            for k in range(width):
+                folder = staging / f"input{k}"
+                folder.mkdir(exist_ok=True)
+                if not (folder / "dict.txt").exists():
+                    shutil.copyfile(model.dict_txt, folder / "dict.txt")
+                column_sizes, tokens, unk = encode_column(
+                    [row[k] for row in data.texts], model, dictionary, str(folder / name),
+                    workers)
+                sizes.append(column_sizes)
+                info["tokens"] += tokens
+                info["unk"] += unk
+            info["max_positions"] = _max_positions(kind, sizes)
+            if data.labelled:
+                (staging / "label").mkdir(exist_ok=True)
+                if kind == "classification":
+                    write_label_dataset(data.labels, labels, staging / "label", name)
+                    info["label_counts"] = {lb: data.labels.count(lb) for lb in labels}
+                elif kind == "regression":
+                    _write_lines(staging / "label" / f"{name}.label",
+                                 (repr(float(v)) for v in data.labels))
+                else:
+                    _write_lines(staging / "label" / f"{name}.label", data.labels)
+                    info["label_counts"] = {lb: data.labels.count(str(i))
+                                            for i, lb in enumerate(labels)}
+            if data.ids is not None:
+                _write_lines(staging / f"{name}.ids", data.ids)
+                info["ids"] = f"{name}.ids"
+            if data.skipped:
+                info["skipped"] = data.skipped
+            manifest_splits[name] = info
+        for name in model.manifest["bpe_files"].values():
+            shutil.copyfile(model.dir / name, staging / name)
+        manifest = {
+            "format": TASK_MANIFEST_FORMAT,
+            "task": task,
+            "kind": kind,
+            "num_classes": len(labels) if kind != "regression" else 1,
+            **({"labels": list(labels)} if kind != "regression" else {}),
+            "metric": metrics[0],
+            "metrics": list(metrics),
+            "inputs": width,
+            "splits": manifest_splits,
+            "valid_names": dict(valid_names or {s: s for s in splits if s.startswith("valid")}),
+            "row_order": "file",
+            "bpe": model.manifest["bpe"],
+            "bpe_files": dict(model.manifest["bpe_files"]),
+            "bpe_from": str(model.dir.resolve()),
+            "dictionary_size": len(dictionary) - dictionary.nspecial,
+            **(extra or {}),
+            "created_by": f"roberta-preprocess {roberta_cli.__version__}",
+        }
+        Path(staging, TASK_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n",
+                                                encoding="utf-8")
+        binarize._publish(staging, destdir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _max_positions(kind, sizes: List[np.ndarray]) -> int:
+    """The longest sequence fairseq will build from these rows (sizes include </s>):
+    sentence_prediction <s> a </s> [</s> b </s>]; sentence_ranking <s> choice </s> </s> context </s>."""
+    if kind == "multiple_choice":
+        context, choices = sizes[0], sizes[1:]
+        return int(max((c + 1 + context + 1).max() for c in choices))
+    return int((sum(sizes) + len(sizes)).max())
+
+
+def _write_lines(path, lines):
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(f"{line}\n" for line in lines)

@@ -1,0 +1,225 @@
+"""roberta-finetune: planning, the fairseq command line, bad input, and real fine-tuning runs of
+the tiny pretrained model on GLUE subsets (classification, regression, F1, MCC, seeds) and on
+RACE-format multiple choice."""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+import finetune_runs as runs
+from conftest import assert_user_error, run_cli
+from roberta_cli import finetune
+from roberta_cli.cli import finetune as cli
+from roberta_cli.errors import UserError
+from roberta_cli.train_log import read_jsonl
+
+PROG = "roberta-finetune"
+
+
+# --- planning and the command line (no training) --------------------------------------------------
+def _manifest(kind="classification", rows=1000, metric="accuracy", valid=("valid",), **extra):
+    splits = {"train": {"rows": rows}, **{s: {"rows": 10} for s in valid}, "test": {"labelled": False}}
+    return {"kind": kind, "num_classes": 1 if kind == "regression" else 2, "metric": metric,
+            "splits": splits, **extra}
+
+
+MODEL = finetune.Model("pre/checkpoint_best.pt", "pre", "rcli_tiny",
+                       ["--encoder-layers", "2", "--max-positions", "64"], 64, 50265)
+
+
+def _flags(argv):
+    """{flag: value} of a command line (switches, without a value, are left out)."""
+    return {a: b for a, b in zip(argv, argv[1:]) if a.startswith("--") and not b.startswith("--")}
+
+
+def test_plan_takes_the_task_presets():
+    s = finetune.plan("MRPC", _manifest(rows=1000, metric="f1"))
+    assert (s["lr"], s["batch"], s["epochs"]) == (1e-5, 16, 10)  # fairseq's GLUE row
+    assert s["max_update"] == 63 * 10 and s["warmup_updates"] == round(0.06 * 630)
+    assert s["weight_decay"] == 0.1 and s["adam_betas"] == "(0.9,0.98)" and s["metric"] == "f1"
+    s = finetune.plan("SST-2", _manifest(rows=100), batch_size=32, epochs=2, lr=3e-5, devices=2)
+    assert s["max_update"] == 8 and s["device_batch"] == 16 and s["update_freq"] == 1
+    assert s["lr"] == 3e-5
+    s = finetune.plan("SST-2", _manifest(), device_batch_size=8)  # accumulate 32 = 8 x 4
+    assert s["update_freq"] == 4
+    assert finetune.plan("RACE", _manifest("multiple_choice"))["max_option_length"] == 128
+    with pytest.raises(UserError, match="not divisible"):
+        finetune.plan("SST-2", _manifest(), device_batch_size=5)
+
+
+def test_fairseq_argv_follows_fairseqs_glue_recipe():
+    m = _manifest(metric="mcc")
+    s = finetune.plan("CoLA", m)
+    argv = finetune.fairseq_argv("data", "out/seed3", 3, m, s, MODEL, precision_flags=["--autocast-bf16"])
+    f = _flags(argv)
+    assert f["--task"] == "sentence_prediction" and f["--criterion"] == "rcli_sentence_prediction"
+    assert f["--num-classes"] == "2" and f["--init-token"] == "0" and f["--separator-token"] == "2"
+    assert f["--arch"] == "rcli_tiny" and f["--max-positions"] == "64"
+    assert f["--restore-file"] == "pre/checkpoint_best.pt"
+    assert {"--reset-optimizer", "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler",
+            "--maximize-best-checkpoint-metric", "--autocast-bf16", "--cpu"} <= set(argv)
+    assert f["--best-checkpoint-metric"] == "mcc" and f["--valid-subset"] == "valid"
+    assert f["--weight-decay"] == "0.1" and f["--adam-eps"] == "1e-06" and f["--seed"] == "3"
+    assert f["--lr-scheduler"] == "polynomial_decay" and f["--shorten-method"] == "truncate"
+    assert f["--total-num-update"] == f["--max-update"] == str(s["max_update"])
+    assert "--find-unused-parameters" not in argv  # one process: no DDP
+
+
+def test_fairseq_argv_regression_mnli_race_and_scratch():
+    m = _manifest("regression", metric="pearson")
+    argv = finetune.fairseq_argv("d", "o", 1, m, finetune.plan("STS-B", m), MODEL)
+    assert "--regression-target" in argv and _flags(argv)["--best-checkpoint-metric"] == "pearson"
+    m = _manifest(valid=("valid", "valid1"))
+    argv = finetune.fairseq_argv("d", "o", 1, m, finetune.plan("SST-2", m), MODEL, from_scratch=True)
+    assert _flags(argv)["--valid-subset"] == "valid,valid1"
+    assert "--restore-file" not in argv and "--reset-optimizer" not in argv
+    m = {**_manifest("multiple_choice"), "num_classes": 4}
+    s = {**finetune.plan("RACE", m), "devices": 2}
+    f = _flags(finetune.fairseq_argv("d", "o", 1, m, s, MODEL))
+    assert f["--task"] == f["--criterion"] == "rcli_sentence_ranking"
+    assert f["--num-classes"] == "4" and f["--max-option-length"] == "128"
+    assert f["--ranking-head-name"] == finetune.HEAD and f["--weight-decay"] == "0.01"
+    assert "--find-unused-parameters" in finetune.fairseq_argv("d", "o", 1, m, s, MODEL)
+
+
+def test_median_over_seeds():
+    per_seed = {1: {"valid": {"accuracy": 80.0}}, 2: {"valid": {"accuracy": 90.0}},
+                3: {"valid": {"accuracy": 85.0}}}
+    assert finetune.median(per_seed) == {"valid": {"accuracy": 85.0}}
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+def _user_error(capsys, argv, *words):
+    with pytest.raises(SystemExit) as e:
+        cli.main([str(a) for a in argv])
+    assert e.value.code == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith(f"{PROG}: error:")]
+    assert len(lines) == 1, lines
+    for w in words:
+        assert w.lower() in lines[0].lower(), (w, lines[0])
+
+
+@pytest.fixture(scope="module")
+def sst2_data(tiny_run, shared_data, tmp_path_factory):
+    return runs.glue_data("SST-2", runs.ROWS, tiny_run, shared_data, tmp_path_factory)
+
+
+def test_bad_inputs_get_one_clear_line(capsys, tmp_path, tiny_run, sst2_data, wiki_bin):
+    ok = ["--model", tiny_run, "--data", sst2_data, "--save-dir", tmp_path / "out"]
+    _user_error(capsys, ok + ["--task", "SST-3"], "unknown task 'SST-3'", "SST-2", "MRPC", "custom")
+    _user_error(capsys, ok + ["--task", "mrpc"], "--task MRPC but the data is 'SST-2'")
+    _user_error(capsys, ["--model", tmp_path / "nope", "--data", sst2_data], "does not exist")
+    (tmp_path / "empty").mkdir()
+    _user_error(capsys, ["--model", tmp_path / "empty", "--data", sst2_data], "no checkpoint_best.pt")
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    shutil.copyfile(tiny_run / "dict.txt", junk / "dict.txt")
+    (junk / "model.pt").write_text("not a checkpoint")
+    _user_error(capsys, ["--model", junk / "model.pt", "--data", sst2_data], "not a fairseq checkpoint")
+    _user_error(capsys, ["--model", tiny_run, "--data", wiki_bin], "not fine-tuning data")
+    _user_error(capsys, ["--model", tiny_run, "--data", tmp_path / "nodata"], "does not exist")
+    other = tmp_path / "other_vocab"
+    shutil.copytree(sst2_data, other)
+    lines = (other / "input0" / "dict.txt").read_text().splitlines()
+    (other / "input0" / "dict.txt").write_text("\n".join(lines[:-1]) + "\n")
+    _user_error(capsys, ["--model", tiny_run, "--data", other], "another dictionary",
+                f"preprocess with --bpe-from {tiny_run}")
+    _user_error(capsys, ok + ["--seeds", "1,x"], "comma-separated")
+    _user_error(capsys, ok + ["--epochs", "0"], "positive")
+    # the console script: exit status 2, one line, no traceback
+    assert_user_error(run_cli(PROG, *ok, "--task", "QQQ", check=False), PROG, "unknown task")
+
+
+# --- real runs ----------------------------------------------------------------------------------
+def _epoch_losses(seed_dir):
+    return [r["loss"] for r in read_jsonl(seed_dir / "train_log.jsonl", tag="train")]
+
+
+def _best_valid(seed_dir, metric):
+    return max(r[metric] for r in read_jsonl(seed_dir / "train_log.jsonl", tag="valid"))
+
+
+def test_classification_loss_falls(tiny_run, shared_data, tmp_path_factory):
+    save, proc = runs.sst2(tiny_run, shared_data, tmp_path_factory)
+    results = json.loads((save / "results.json").read_text())
+    assert results["task"] == "SST-2" and results["metric"] == "accuracy"
+    valid = results["seeds"]["1"]["valid"]
+    assert set(valid) == {"accuracy", "n"} and valid["n"] == runs.ROWS
+    assert results["settings"]["max_update"] == 40 and results["settings"]["batch"] == 8
+    seed_dir = save / "seed1"
+    losses = _epoch_losses(seed_dir)
+    assert len(losses) == 10 and losses[-1] < losses[0] - 0.2, losses
+    # the checkpoint fairseq kept has the best validation accuracy, and our evaluation of it
+    # through the hub gives the same number (fairseq rounds accuracy to 0.1)
+    assert valid["accuracy"] == pytest.approx(_best_valid(seed_dir, "accuracy"), abs=0.051)
+    assert json.loads((seed_dir / "eval.json").read_text()) == results["seeds"]["1"]
+    for name in ("checkpoint_best.pt", "dict.txt", "encoder.json", "vocab.bpe", "manifest.json",
+                 "task_manifest.json", "input0/dict.txt", "label/dict.txt", "train_log.jsonl",
+                 "roberta_finetune.json"):
+        assert (seed_dir / name).is_file(), name
+    assert not (seed_dir / "checkpoint_last.pt").exists()
+    assert "median" in proc.stdout and "dev accuracy" in proc.stdout
+
+
+def test_regression_reports_pearson_and_spearman(tiny_run, shared_data, tmp_path_factory):
+    save, _ = runs.stsb(tiny_run, shared_data, tmp_path_factory)
+    results = json.loads((save / "results.json").read_text())
+    valid = results["seeds"]["1"]["valid"]
+    assert results["metric"] == "pearson" and set(valid) == {"pearson", "spearman", "n"}
+    assert -100 <= valid["spearman"] <= 100
+    assert valid["pearson"] == pytest.approx(_best_valid(save / "seed1", "pearson"), abs=0.011)
+    losses = _epoch_losses(save / "seed1")
+    assert losses[-1] < losses[0] / 2, losses  # MSE from an untrained head
+
+
+@pytest.mark.parametrize("task,metric,seeds", [("MRPC", "f1", "1"), ("CoLA", "mcc", "1,2")])
+def test_f1_mcc_and_seeds(task, metric, seeds, tiny_run, shared_data, tmp_path_factory):
+    data = runs.glue_data(task, runs.ROWS, tiny_run, shared_data, tmp_path_factory)
+    save, proc = runs.finetune(task, data, tiny_run, tmp_path_factory, "--max-update", "8",
+                               "--seeds", seeds, *runs.FAST)
+    results = json.loads((save / "results.json").read_text())
+    assert results["metric"] == metric and set(results["seeds"]) == set(seeds.split(","))
+    for seed in seeds.split(","):
+        valid = results["seeds"][seed]["valid"]
+        assert set(valid) == {metric, "accuracy", "n"}
+        # the criterion's derived metric picked the checkpoint; the hub's evaluation agrees
+        assert valid[metric] == pytest.approx(_best_valid(save / f"seed{seed}", metric), abs=0.011)
+        argv = json.loads((save / f"seed{seed}" / "roberta_finetune.json").read_text())["fairseq_argv"]
+        assert _flags(argv)["--best-checkpoint-metric"] == metric
+    for name in (metric, "accuracy"):
+        assert results["median"]["valid"][name] == pytest.approx(
+            statistics.median(r["valid"][name] for r in results["seeds"].values()))
+    assert proc.stdout.splitlines()[-1].split()[0] == "median"
+    assert len(proc.stdout.splitlines()) == 2 + len(seeds.split(","))  # header, seeds, median
+
+
+def test_multiple_choice_loss_falls(tiny_run, shared_data, tmp_path_factory):
+    save, _ = runs.race(tiny_run, shared_data, tmp_path_factory)
+    results = json.loads((save / "results.json").read_text())
+    assert results["task"] == "RACE" and results["kind"] == "multiple_choice"
+    assert 0 <= results["seeds"]["1"]["valid"]["accuracy"] <= 100
+    assert results["settings"]["precision"] == "bf16"
+    losses = _epoch_losses(save / "seed1")
+    assert losses[-1] < losses[0] - 0.5, losses  # from log2(4) = 2 bits
+
+
+def test_two_processes_two_seeds(tiny_run, sst2_data, tmp_path):
+    """torchrun, 2 CPU processes (DDP, gloo): each rank loads the pretrained checkpoint (fairseq's
+    rank-0 broadcast fails on torch's weights_only), fairseq runs twice in one process, rank 0
+    evaluates."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", "29527", "-m", "roberta_cli.cli.finetune", "--model", str(tiny_run),
+         "--data", str(sst2_data), "--save-dir", str(tmp_path / "ddp"), "--seeds", "1,2",
+         "--max-update", "3", *runs.FAST, *runs.PASSTHROUGH],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert set(results["seeds"]) == {"1", "2"}
+    assert results["settings"]["devices"] == 2 and results["settings"]["device_batch"] == 4
+    argv = json.loads((tmp_path / "ddp" / "seed1" / "roberta_finetune.json").read_text())["fairseq_argv"]
+    assert "--find-unused-parameters" in argv and "--load-checkpoint-on-all-dp-ranks" in argv
