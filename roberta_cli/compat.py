@@ -58,8 +58,8 @@ def _patch_dataclass_defaults():
 # --- 2. torch >= 2.6: torch.load(weights_only=True) rejects fairseq checkpoints --------------
 # fairseq 0.12.2 calls torch.load() without weights_only; since torch 2.6 that means
 # weights_only=True, and its checkpoints then fail with "Unsupported global: GLOBAL
-# argparse.Namespace" (and omegaconf containers). Upstream later switched to
-# weights_only=False, which lets a checkpoint run arbitrary code; instead we allow-list exactly
+# argparse.Namespace" (and omegaconf containers). Upstream later turned weights_only off,
+# which lets a checkpoint run arbitrary code; instead we allow-list exactly
 # the plain types a fairseq checkpoint holds, and the placeholder fairseq uses to broadcast one
 # between ranks (resuming under DDP). Tests: test_compat.py::test_checkpoint_allow_list,
 # ::test_checkpoint_broadcast_between_ranks_loads.

@@ -73,11 +73,9 @@ def build_parser():
 
 def parse(argv):
     """(our options, fairseq flags after ``--``)."""
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, passthrough = argv[:cut], argv[cut + 1:]
-    else:
-        passthrough = []
+    from roberta_cli.cli.train import split_passthrough
+
+    argv, passthrough = split_passthrough(argv)
     o = build_parser().parse_args(argv)
     for name in ("batch_size", "device_batch_size", "epochs", "max_update", "log_interval"):
         value = getattr(o, name)

@@ -200,13 +200,17 @@ def copy_run_files(data, save_dir):
             shutil.copyfile(src, os.path.join(save_dir, name))
 
 
+def split_passthrough(argv):
+    """(our arguments, fairseq flags after the first ``--``)."""
+    if "--" not in argv:
+        return list(argv), []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1:]
+
+
 def parse(argv):
     """(our options, fairseq flags after ``--``)."""
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, passthrough = argv[:cut], argv[cut + 1:]
-    else:
-        passthrough = []
+    argv, passthrough = split_passthrough(argv)
     o = build_parser().parse_args(argv)
     o.save_dir = o.save_dir or os.path.join("checkpoints", os.path.basename(os.path.normpath(o.data)))
     return o, passthrough
