@@ -314,19 +314,13 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
     plans = plan_splits(inputs, valid, test, valid_fraction, test_fraction, seed, boundary,
                         include, errors)
 
-    destdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = _sibling(destdir, "partial")
-    try:
+    with staged_output(destdir) as staging:
         manifest = _build(plans, staging, bpe, gpt2, vocab_size, boundary, seed, errors,
                           workers, progress)
         manifest["options"] = {"seed": seed, "valid_fraction": valid_fraction,
                                "test_fraction": test_fraction, "errors": errors, "include": include}
         Path(staging, bpe_lib.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n",
                                                    encoding="utf-8")
-        _publish(staging, destdir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -392,6 +386,20 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
         "dictionary_size": len(dictionary) - dictionary.nspecial,  # lines in dict.txt
         "created_by": f"roberta-preprocess {roberta_cli.__version__}",
     }
+
+
+@contextlib.contextmanager
+def staged_output(destdir: Path):
+    """Yield a hidden staging directory next to ``destdir``; rename it to ``destdir`` when the
+    block finishes, delete it when the block fails, so a ``destdir`` that exists is complete."""
+    destdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = _sibling(destdir, "partial")
+    try:
+        yield staging
+        _publish(staging, destdir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _sibling(destdir: Path, kind: str) -> Path:

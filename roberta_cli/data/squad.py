@@ -544,9 +544,7 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
         d.version = version
     tok = SquadTokenizer.from_files(model.bpe, dict(model.files), model.dict_txt,
                                     max_question_length=max_question_length)
-    destdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = binarize._sibling(destdir, "partial")
-    try:
+    with binarize.staged_output(destdir) as staging:
         (staging / TOKENS_DIR).mkdir()
         shutil.copyfile(model.dict_txt, staging / TOKENS_DIR / "dict.txt")
         splits = {}
@@ -583,10 +581,6 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
         }
         Path(staging, "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n",
                                                   encoding="utf-8")
-        binarize._publish(staging, destdir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 

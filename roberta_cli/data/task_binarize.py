@@ -150,9 +150,7 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     dictionary = bpe_lib.load_dictionary(model.dict_txt)
 
-    destdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = binarize._sibling(destdir, "partial")
-    try:
+    with binarize.staged_output(destdir) as staging:
         manifest_splits = {}
         for name, data in splits.items():
             progress(f"{task} {name}: encoding {len(data):,} rows from {data.source}")
@@ -211,10 +209,6 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
         }
         Path(staging, TASK_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n",
                                                 encoding="utf-8")
-        binarize._publish(staging, destdir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 
