@@ -68,3 +68,15 @@ def tiny_run(wiki_bin, tmp_path_factory):
                    "--valid-interval", "50", *TINY_TRAIN, "--", "--max-valid-steps", "25")
     (save / "stderr.log").write_text(proc.stderr)
     return save
+
+
+@pytest.fixture(scope="session")
+def wiki_sentences_bin(shared_data, tmp_path_factory):
+    """The same WikiText-2 files with a sentence per line (roberta-preprocess --split-sentences),
+    for the pair input formats; WikiText's blank lines are its document boundaries."""
+    out = tmp_path_factory.mktemp("bin") / "wiki-sentences"
+    wiki = shared_data / "wikitext-2-raw"
+    run_cli("roberta-preprocess", wiki / "wiki.test.raw", "--valid", wiki / "wiki.valid.raw",
+            "--destdir", out, "--bpe", "gpt2", "--gpt2-dir", shared_data / "gpt2_bpe",
+            "--doc-boundary", "blank-line", "--split-sentences", "--workers", "2", "--quiet")
+    return out

@@ -42,6 +42,23 @@ def test_fairseq_argv_carries_the_papers_recipe(tmp_path):
     assert passthrough == ["--foo", "1"]
 
 
+def test_bf16_never_becomes_fairseqs_tpu_mode():
+    """fairseq 0.12.2 turns --bf16 into --tpu (an XLA device, not the GPU); bf16 is our autocast
+    on CPU and GPU alike."""
+    from fairseq import options
+
+    def parsed(flags):
+        return options.parse_args_and_arch(options.get_training_parser(), input_args=[
+            "data", "--task", "masked_lm", "--arch", "rcli_tiny", *flags])
+
+    assert parsed(["--bf16"]).tpu  # the trap
+    for device in ("cpu", "cuda"):
+        precision, flags = train.precision_flags("bf16", device)
+        assert precision == "bf16" and flags == ["--autocast-bf16"]
+        args = parsed(flags + ["--task", "rcli_mlm"])
+        assert not args.tpu and not args.bf16 and args.autocast_bf16
+
+
 def test_bad_inputs_get_one_clear_line(tmp_path, wiki_bin):
     assert_user_error(run_cli("roberta-train", tmp_path / "nope", check=False), "roberta-train", "does not exist")
     (tmp_path / "empty").mkdir()

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "documents (WikiText); file: one document per file, blank lines separate "
                         "paragraphs and wrapped lines are joined (books); auto (default): file "
                         "when any input is a directory, else blank-line")
+    p.add_argument("--split-sentences", action="store_true",
+                   help="one sentence per line instead of one paragraph (needed by the "
+                        "sentence-pair and segment-pair input formats of roberta-train)")
     p.add_argument("--errors", choices=["strict", "replace"], default="strict",
                    help="invalid UTF-8: strict (default) stops with the file and byte offset; "
                         "replace reads bad bytes as U+FFFD")
@@ -140,13 +143,14 @@ def _main(argv=None):
         include=args.include, valid=args.valid, test=args.test,
         valid_fraction=valid_fraction or 0.0, test_fraction=args.test_fraction or 0.0,
         seed=args.seed, errors=args.errors, workers=args.workers, force=args.force,
-        progress=progress)
+        split_sentences=args.split_sentences, progress=progress)
     print_summary(manifest, destdir, time.perf_counter() - start, args.workers)
 
 
 def print_summary(manifest, destdir, seconds, workers):
     print(f"{PROG}: wrote {destdir}  (bpe {manifest['bpe']}, {manifest['dictionary_size']} "
-          f"dict.txt symbols, documents by {manifest['doc_boundary']})")
+          f"dict.txt symbols, documents by {manifest['doc_boundary']}, a line per "
+          f"{manifest['lines'][:-1]})")
     print(f"  {'split':<6} {'documents':>10} {'lines':>12} {'tokens':>14} {'MB':>9} {'<unk>':>8}")
     for name, s in manifest["splits"].items():
         print(f"  {name:<6} {s['documents']:>10,} {s['lines']:>12,} {s['tokens']:>14,} "

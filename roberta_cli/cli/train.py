@@ -4,6 +4,9 @@
         --tokens-per-sample 128 --lr 5e-4 --save-dir checkpoints/books
     torchrun --nproc_per_node 8 -m roberta_cli.cli.train data-bin/books --size base \
         --total-batch-size 8192 --batch-size 16 -- --max-tokens-valid 16384
+    roberta-train data-bin/books-sentences --input-format segment-pair --masking static
+    roberta-train ablation masking --run-dir runs/masking    # the paper's ablations
+    roberta-train report runs/masking                         # -> report.md + plots
 
 Presets come from roberta_cli.presets (model sizes; Adam 0.9/0.98, eps 1e-6, weight decay
 0.01, no clipping, polynomial decay with warmup; peak LR and warmup by batch size). Every
@@ -28,7 +31,9 @@ RUN_FILES = ("dict.txt", "manifest.json", "encoder.json", "vocab.bpe", "vocab.js
 
 def build_parser():
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="the paper's ablations: roberta-train ablation --help, "
+                                       "roberta-train report --help")
     p.add_argument("data", help="a data-bin directory made by roberta-preprocess")
     p.add_argument("--size", default="tiny", help=f"model size preset: {', '.join(presets.SIZES)}")
     p.add_argument("--arch", help="a fairseq architecture name instead of --size (e.g. roberta_base)")
@@ -38,9 +43,16 @@ def build_parser():
                         "(default: per-device batch x devices, no accumulation)")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per device per step")
     p.add_argument("--tokens-per-sample", type=int, default=presets.PRETRAIN["tokens_per_sample"])
+    p.add_argument("--input-format", default="full-sentences", choices=list(presets.INPUT_FORMATS),
+                   help="the paper's Table 2: full-sentences (default), doc-sentences (batches "
+                        "by tokens), segment-pair and sentence-pair (with NSP)")
     p.add_argument("--sample-break-mode", default=presets.PRETRAIN["sample_break_mode"],
                    choices=["complete", "complete_doc", "none", "eos"],
-                   help="complete = FULL-SENTENCES, complete_doc = DOC-SENTENCES")
+                   help="block rule of full-sentences (complete_doc: blocks within documents)")
+    p.add_argument("--masking", default="dynamic", choices=["dynamic", "static"],
+                   help="dynamic: a new mask each epoch (default); static: BERT's, the data "
+                        "copied --static-copies times, each copy masked once")
+    p.add_argument("--static-copies", type=int, default=presets.STATIC_COPIES)
     p.add_argument("--max-update", type=int, default=500000)
     p.add_argument("--lr", type=float, help="peak LR (default: by total batch size, paper Table 3)")
     p.add_argument("--warmup-updates", type=int, help="default: by batch size, at most 10%% of --max-update")
@@ -72,6 +84,27 @@ def check_data_bin(path):
                                 "(an interrupted run leaves a split half-written)")
     with open(os.path.join(path, "dict.txt"), encoding="utf-8") as f:
         return sum(1 for line in f if line.strip())
+
+
+def check_input_format(data, input_format):
+    """Formats that need documents or a sentence per line, against the data's manifest."""
+    fmt = presets.INPUT_FORMATS[input_format]
+    manifest = load_manifest(data)  # {} for data made by fairseq-preprocess: the task checks
+    if fmt["docs"] and "splits" in manifest:
+        from roberta_cli.data.pairs import require_documents
+
+        require_documents(manifest["splits"]["train"]["documents"], input_format, f"{data} (train)")
+    if fmt["sentences"] and manifest.get("lines") != "sentences":
+        raise UserError(f"input format {input_format} needs one sentence per line, but {data} "
+                        "has a paragraph per line; re-run roberta-preprocess with --split-sentences")
+
+
+def load_manifest(data):
+    path = os.path.join(data, "manifest.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def read_checkpoint(path, flag="--restore-file"):
@@ -139,7 +172,9 @@ def resolve_device(device):
 
 
 def precision_flags(precision, device):
-    """fairseq flags for the precision; bf16 on CPU is autocast (fairseq's --bf16 is GPU/TPU)."""
+    """fairseq flags for the precision. bf16 is torch.autocast around each step with fp32
+    weights and optimizer (our --autocast-bf16), on CPU and GPU alike: fairseq 0.12.2's --bf16
+    sets --tpu (options.py), so on a GPU it would train on an XLA device that is not there."""
     import torch
 
     if precision == "auto":
@@ -150,7 +185,7 @@ def precision_flags(precision, device):
     if precision == "fp16" and device == "cpu":
         raise UserError("--precision fp16 needs a GPU; on CPU use bf16 or fp32")
     return precision, {"fp32": [], "fp16": ["--fp16"],
-                       "bf16": ["--bf16"] if device == "cuda" else ["--autocast-bf16"]}[precision]
+                       "bf16": ["--autocast-bf16"]}[precision]
 
 
 def fairseq_argv(o, arch, device, precision, freq, devices):
@@ -163,7 +198,10 @@ def fairseq_argv(o, arch, device, precision, freq, devices):
         warmup = min(sched["warmup"], max(1, o.max_update // 10))  # short runs: 10% warmup
     p = presets.PRETRAIN
     argv = [
-        o.data, "--task", "rcli_mlm", "--arch", arch, "--criterion", "masked_lm",
+        o.data, "--task", "rcli_mlm", "--arch", arch,
+        "--criterion", "rcli_mlm_nsp" if presets.INPUT_FORMATS[o.input_format]["nsp"] else "masked_lm",
+        "--input-format", o.input_format, "--masking", o.masking,
+        "--static-copies", str(o.static_copies),
         "--sample-break-mode", o.sample_break_mode, "--tokens-per-sample", str(o.tokens_per_sample),
         "--mask-prob", str(p["mask_prob"]), "--leave-unmasked-prob", str(p["leave_unmasked_prob"]),
         "--random-token-prob", str(p["random_token_prob"]),
@@ -234,6 +272,9 @@ def run(argv):
     o, passthrough = parse(argv)
     vocab_size = check_data_bin(o.data) + 4 + 1  # + fairseq's 4 specials + <mask>
     arch = resolve_arch(o)
+    check_input_format(o.data, o.input_format)
+    if o.static_copies < 1:
+        raise UserError(f"--static-copies {o.static_copies} must be at least 1")
     if o.restore_file:
         check_checkpoint(o.restore_file, vocab_size)
     device = resolve_device(o.device)
@@ -267,7 +308,12 @@ def call_fairseq_train(argv):
 
 
 def main(argv=None):
-    run_main(lambda: run(sys.argv[1:] if argv is None else argv), PROG)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] and argv[0] in ("ablation", "report"):  # roberta_cli.cli.report
+        from roberta_cli.cli import report
+
+        return report.main(argv)
+    run_main(lambda: run(argv), PROG)
 
 
 if __name__ == "__main__":

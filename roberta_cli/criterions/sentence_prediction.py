@@ -27,7 +27,7 @@ REGRESSION_STATS = ("n", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
 
 
 def autocast(enabled, model):
-    """bf16 autocast on the model's device when ``enabled`` (fairseq's --bf16 is GPU/TPU only)."""
+    """bf16 autocast on the model's device when ``enabled`` (fairseq 0.12.2's --bf16 turns on --tpu)."""
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type=next(model.parameters()).device.type, dtype=torch.bfloat16)
@@ -38,7 +38,7 @@ class RcliSentencePredictionConfig(SentencePredictionConfig):
     autocast_bf16: bool = field(
         default=False,
         metadata={"help": "run forward and backward under torch.autocast(bfloat16), weights "
-                          "and optimizer in fp32 (for CPUs; on GPUs use --bf16)"})
+                          "and optimizer in fp32 (CPU and GPU; fairseq's --bf16 means TPU)"})
 
 
 def _sum(logging_outputs, key):

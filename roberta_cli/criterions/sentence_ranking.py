@@ -26,7 +26,7 @@ class RcliSentenceRankingCriterion(SentenceRankingCriterion):
         SentenceRankingCriterion.add_args(parser)
         parser.add_argument("--autocast-bf16", action="store_true",
                             help="run forward and backward under torch.autocast(bfloat16) "
-                                 "(for CPUs; on GPUs use --bf16)")
+                                 "(CPU and GPU; fairseq's --bf16 means TPU)")
 
     def forward(self, model, sample, reduce=True):
         with autocast(self.autocast_bf16, model):

@@ -98,8 +98,9 @@ def build_dictionary(counts: Counter):
 _WORKER = {}  # per-process state set by the pool initializers
 
 
-def _init_encoder(bpe_name, files):
+def _init_encoder(bpe_name, files, split_sentences=False):
     _WORKER["encoder"] = bpe_lib.load_encoder(bpe_name, files)
+    _WORKER["split"] = corpus.split_sentences if split_sentences else None
 
 
 def _init_dictionary(indices, unk, eos):
@@ -156,7 +157,9 @@ def _encode_chunk(job):
     """BPE-encode a chunk: (``[(starts_document, bpe_lines)]``, symbol counts or None, text
     bytes). A paragraph that encodes to nothing is dropped: it would read as a separator."""
     pieces, count = job
-    encoder = _WORKER["encoder"]
+    encoder, split = _WORKER["encoder"], _WORKER["split"]
+    if split:  # one sentence per line (in the worker: splitting is as slow as encoding)
+        pieces = [(starts, [s for line in lines for s in split(line)]) for starts, lines in pieces]
     encoded = iter(encoder.encode_lines([line for _, lines in pieces for line in lines]))
     counts = Counter() if count else None
     out, n_bytes = [], 0
@@ -204,13 +207,15 @@ def _line_chunks(path) -> Iterator[List[str]]:
 
 # --- the two passes -------------------------------------------------------------------------------
 def encode_split(docs: Iterable[List[str]], bpe_name: str, bpe_files: dict, out_path,
-                 workers: int = 1, count: bool = False):
-    """Pass 1: write documents as fairseq BPE text to ``out_path``. Returns (SplitStats with
-    documents and bytes, symbol Counter if ``count`` else None)."""
+                 workers: int = 1, count: bool = False, split_sentences: bool = False):
+    """Pass 1: write documents as fairseq BPE text to ``out_path``, a line per paragraph (or per
+    sentence with ``split_sentences``). Returns (SplitStats with documents and bytes, symbol
+    Counter if ``count`` else None)."""
     stats, counts = SplitStats(), Counter()
     jobs = ((chunk, count) for chunk in _document_chunks(docs))
     starting = False  # a document has started but none of its lines is written yet
-    results = _run_ordered(_encode_chunk, jobs, workers, _init_encoder, (bpe_name, bpe_files))
+    results = _run_ordered(_encode_chunk, jobs, workers, _init_encoder,
+                           (bpe_name, bpe_files, split_sentences))
     with open(out_path, "w", encoding="utf-8", newline="\n") as out, contextlib.closing(results):
         for pieces, chunk_counts, n_bytes in results:
             for starts, lines in pieces:
@@ -295,8 +300,12 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
                valid: Optional[Sequence] = None, test: Optional[Sequence] = None,
                valid_fraction: float = 0.0, test_fraction: float = 0.0, seed: int = 1,
                errors: str = "strict", workers: int = 1, force: bool = False,
+               split_sentences: bool = False,
                progress: Optional[Callable[[str], None]] = None) -> dict:
     """Build the data directory ``destdir`` and return its manifest.
+
+    Lines of the output are paragraphs, or sentences with ``split_sentences`` (what the
+    SENTENCE-PAIR and SEGMENT-PAIR input formats of ``rcli_mlm`` need).
 
     ``bpe`` is "gpt2" (needs ``gpt2``, from bpe.resolve_gpt2_files), "bytelevel" or
     "sentencepiece" (both learned on the training split with ``vocab_size`` symbols)."""
@@ -316,7 +325,7 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
 
     with staged_output(destdir) as staging:
         manifest = _build(plans, staging, bpe, gpt2, vocab_size, boundary, seed, errors,
-                          workers, progress)
+                          workers, split_sentences, progress)
         manifest["options"] = {"seed": seed, "valid_fraction": valid_fraction,
                                "test_fraction": test_fraction, "errors": errors, "include": include}
         Path(staging, bpe_lib.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n",
@@ -335,7 +344,8 @@ def _prepare_bpe(out_dir, bpe, gpt2, vocab_size, train_lines, seed, workers):
     return bpe_lib.train_sentencepiece(train_lines, vocab_size, out_dir, seed, workers), None
 
 
-def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, workers, progress):
+def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, workers,
+           split_sentences, progress):
     """Everything but the directory juggling: BPE files, dict.txt, datasets; returns manifest."""
     fairseq_bpe = bpe_lib.FAIRSEQ_BPE[bpe]
     train = plans["train"]
@@ -353,7 +363,8 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
         progress(f"encoding {name} ({workers} worker{'s' * (workers > 1)})")
         plan.stats, split_counts = encode_split(
             plan.documents(boundary, errors), fairseq_bpe, files, Path(out_dir, f"{name}.bpe"),
-            workers, count=(name == "train" and dictionary is None))
+            workers, count=(name == "train" and dictionary is None),
+            split_sentences=split_sentences)
         if not plan.stats.documents:
             raise UserError(f"the {name} split has no text left after BPE encoding; "
                             "pass more or other text")
@@ -381,6 +392,7 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
         "bpe": fairseq_bpe,
         "bpe_files": bpe_files,
         "doc_boundary": boundary,
+        "lines": "sentences" if split_sentences else "paragraphs",
         "sources": sources,
         "splits": {name: asdict(plan.stats) for name, plan in plans.items()},
         "dictionary_size": len(dictionary) - dictionary.nspecial,  # lines in dict.txt

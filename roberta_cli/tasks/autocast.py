@@ -1,5 +1,5 @@
-"""bf16 autocast around a task's train and valid steps: fairseq 0.12.2's --bf16 only works on
-GPU/TPU (on CPU it takes the XLA path), so CPU bf16 comes from torch.autocast here.
+"""bf16 autocast around a task's train and valid steps, on CPU and GPU: fairseq 0.12.2's --bf16
+sets --tpu (fairseq/options.py), so outside a TPU bf16 comes from torch.autocast here.
 Weights, gradients and the optimizer stay fp32."""
 import contextlib
 

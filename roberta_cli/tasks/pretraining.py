@@ -1,69 +1,191 @@
-"""The pretraining task ``rcli_mlm``: fairseq's masked LM with RoBERTa's defaults.
+"""The pretraining task ``rcli_mlm``: fairseq's masked LM with RoBERTa's defaults, and the
+paper's ablations (input formats with and without NSP, static masking) as options.
 
     fairseq-train data-bin/books --user-dir roberta_cli --task rcli_mlm --arch rcli_tiny \
         --criterion masked_lm --tokens-per-sample 128 --batch-size 8 --max-update 100
+    ... --task rcli_mlm --input-format segment-pair --criterion rcli_mlm_nsp   # BERT's data
+    ... --task rcli_mlm --masking static --static-copies 10                    # BERT's masks
 
-Dynamic masking (a new mask each epoch, from seed + epoch + index) and 80/10/10 replacement
-come from fairseq's MaskTokensDataset. Input formats: ``complete`` (FULL-SENTENCES, the default:
-blocks may cross documents, with the blank-line separator token between them) and
-``complete_doc`` (DOC-SENTENCES). Lines longer than a block are split instead of crashing
-(fairseq's TokenBlockDataset keeps an over-long line whole and the model then indexes past its
-positional embeddings).
+Input formats (presets.INPUT_FORMATS, the paper's Table 2):
+
+* ``full-sentences`` (default): blocks of whole lines up to ``--tokens-per-sample`` that may
+  cross documents (the empty line between documents stays in as a separator token); the block
+  rule is ``--sample-break-mode`` (default ``complete``).
+* ``doc-sentences``: blocks never cross a document (``complete_doc``); batches are made by
+  tokens (batch size x the mean FULL-SENTENCES sequence length on the same data), so the shorter
+  blocks at documents' ends mean more sequences per batch, not fewer tokens.
+* ``segment-pair``: ``<s> A </s></s> B </s>`` with A, B several sentences, B the continuation
+  (IsNext) or from another document, half and half (roberta_cli.data.pairs); NSP head ``nsp``.
+* ``sentence-pair``: the same with single sentences (data from ``roberta-preprocess
+  --split-sentences``) and batches by tokens, as doc-sentences.
+
+Masking: ``dynamic`` (fairseq's MaskTokensDataset: a new mask each epoch, from seed + epoch +
+index) or ``static`` (roberta_cli.data.masking). Lines longer than a block are split instead of
+crashing (fairseq's TokenBlockDataset keeps an over-long line whole and the model then indexes
+past its positional embeddings).
 """
 import logging
+import os
 from dataclasses import dataclass, field
 
-import os
-
-
+import numpy as np
 from fairseq import utils
-from fairseq.data import PrependTokenDataset, TokenBlockDataset, data_utils
+from fairseq.data import (IdDataset, MaskTokensDataset, NestedDictionaryDataset, NumelDataset,
+                          NumSamplesDataset, PrependTokenDataset, RawLabelDataset,
+                          RightPadDataset, SortDataset, TokenBlockDataset, data_utils)
+from fairseq.data.encoders.utils import get_whole_word_mask
 from fairseq.data.shorten_dataset import maybe_shorten_dataset
 from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
+from roberta_cli import presets
+from roberta_cli.data import pairs
 from roberta_cli.data.blocks import SplitLongLinesDataset
+from roberta_cli.data.masking import StaticMaskTokensDataset, static_copies
+from roberta_cli.errors import UserError
 from roberta_cli.tasks.autocast import AutocastBf16Steps
 
 logger = logging.getLogger(__name__)
+NSP_HEAD = presets.NSP_HEAD
 
 
 @dataclass
 class PretrainingConfig(MaskedLMConfig):
     sample_break_mode: str = field(
         default="complete",
-        metadata={"help": "complete = FULL-SENTENCES (may cross documents), "
-                          "complete_doc = DOC-SENTENCES, none, eos"})
+        metadata={"help": "block rule of full-sentences: complete (may cross documents), "
+                          "complete_doc, none, eos"})
     tokens_per_sample: int = field(
         default=512, metadata={"help": "tokens per sequence, <s> included"})
+    input_format: str = field(
+        default="full-sentences",
+        metadata={"help": "full-sentences, doc-sentences, segment-pair (+NSP), sentence-pair "
+                          "(+NSP): the paper's Table 2"})
+    masking: str = field(
+        default="dynamic",
+        metadata={"help": "dynamic: a new mask each epoch (RoBERTa); static: the training data "
+                          "copied --static-copies times, each copy masked once (BERT)"})
+    static_copies: int = field(
+        default=presets.STATIC_COPIES, metadata={"help": "copies of the data for static masking"})
     autocast_bf16: bool = field(
         default=False,
         metadata={"help": "run forward and backward under torch.autocast(bfloat16), weights "
-                          "and optimizer in fp32 (fairseq's --bf16 only works on GPU/TPU)"})
+                          "and optimizer in fp32 (fairseq 0.12.2's --bf16 turns on --tpu)"})
+
+
+def check_config(cfg):
+    """A UserError for an input format or masking this task does not know."""
+    if cfg.input_format not in presets.INPUT_FORMATS:
+        raise UserError(f"unknown input format {cfg.input_format!r}; choose one of: "
+                        f"{', '.join(presets.INPUT_FORMATS)}")
+    if cfg.masking not in ("dynamic", "static"):
+        raise UserError(f"unknown masking {cfg.masking!r}; choose dynamic or static")
+    if cfg.static_copies < 1:
+        raise UserError(f"--static-copies {cfg.static_copies} must be at least 1")
 
 
 @register_task("rcli_mlm", dataclass=PretrainingConfig)
 class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
-    def _load_dataset_split(self, split, epoch, combine):
+    def __init__(self, cfg, dictionary):
+        check_config(cfg)
+        super().__init__(cfg, dictionary)
+        self.format = presets.INPUT_FORMATS[cfg.input_format]
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        if self.format["nsp"] and NSP_HEAD not in getattr(model, "classification_heads", {}):
+            model.register_classification_head(NSP_HEAD, num_classes=2)
+        return model
+
+    def _lines(self, split, epoch, combine):
         paths = utils.split_paths(self.cfg.data)
         split_path = os.path.join(paths[(epoch - 1) % len(paths)], split)
         dataset = data_utils.load_indexed_dataset(split_path, self.source_dictionary, combine=combine)
         if dataset is None:
             raise FileNotFoundError(f"dataset not found: {split} ({split_path})")
-        dataset = maybe_shorten_dataset(
+        return maybe_shorten_dataset(
             dataset, split, self.cfg.shorten_data_split_list, self.cfg.shorten_method,
-            self.cfg.tokens_per_sample, self.cfg.seed)
+            self.cfg.tokens_per_sample, self.cfg.seed), split_path
 
+    def _blocks(self, lines, break_mode, split):
         block = self.cfg.tokens_per_sample - 1  # one less for <s>
-        n_lines = len(dataset)
-        dataset, n_long = SplitLongLinesDataset.wrap_if_needed(dataset, block)
+        n_lines = len(lines)
+        lines, n_long = SplitLongLinesDataset.wrap_if_needed(lines, block)
         if n_long:
             logger.warning("%s: split %d lines longer than a block (%d tokens) into %d pieces",
-                           split, n_long, block, n_long + len(dataset) - n_lines)
+                           split, n_long, block, n_long + len(lines) - n_lines)
+        blocks = TokenBlockDataset(lines, lines.sizes, block, pad=self.source_dictionary.pad(),
+                                   eos=self.source_dictionary.eos(), break_mode=break_mode)
+        return PrependTokenDataset(blocks, self.source_dictionary.bos())
 
-        dataset = TokenBlockDataset(
-            dataset, dataset.sizes, block, pad=self.source_dictionary.pad(),
-            eos=self.source_dictionary.eos(), break_mode=self.cfg.sample_break_mode)
-        logger.info("loaded %d blocks from: %s", len(dataset), split_path)
-        return PrependTokenDataset(dataset, self.source_dictionary.bos())
+    def _load_dataset_split(self, split, epoch, combine):
+        """(sequences, NSP labels or None, mean FULL-SENTENCES sequence length or None)."""
+        lines, split_path = self._lines(split, epoch, combine)
+        fmt, name = self.format, self.cfg.input_format
+        if fmt["docs"] and (fmt["nsp"] or split == "train"):  # NSP negatives need 2 anywhere
+            n_docs = len(pairs.document_ranges(lines.sizes)[0])
+            pairs.require_documents(n_docs, name, f"{split_path} ({split})")
+        labels = None
+        if fmt["nsp"]:
+            d = self.source_dictionary
+            make = pairs.sentence_pairs if name == "sentence-pair" else \
+                lambda sizes, seed: pairs.segment_pairs(sizes, self.cfg.tokens_per_sample
+                                                        - pairs.SPECIAL, seed)
+            built = make(lines.sizes, self.cfg.seed)
+            dataset = pairs.PairDataset(lines, built, self.cfg.tokens_per_sample, d.bos(), d.eos())
+            labels = RawLabelDataset(built.label.tolist())
+            logger.info("%s: %d %s pairs (%.1f%% IsNext)", split, len(built), name,
+                        100 * built.label.mean() if len(built) else 0)
+        else:
+            dataset = self._blocks(lines, fmt["blocks"] or self.cfg.sample_break_mode, split)
+            logger.info("loaded %d blocks from: %s", len(dataset), split_path)
+        reference = None
+        if fmt["dynamic_batch"]:
+            full = self._blocks(lines, presets.INPUT_FORMATS["full-sentences"]["blocks"], split)
+            reference = float(np.mean(full.sizes))
+        return dataset, labels, reference
 
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        dataset, labels, reference = self._load_dataset_split(split, epoch, combine)
+        static = self.cfg.masking == "static"
+        if static and split == "train":
+            dataset = static_copies(dataset, self.cfg.static_copies)
+            if labels is not None:
+                labels = static_copies(labels, self.cfg.static_copies)
+        d = self.source_dictionary
+        masker = StaticMaskTokensDataset if static else MaskTokensDataset
+        src, tgt = masker.apply_mask(
+            dataset, d, pad_idx=d.pad(), mask_idx=self.mask_idx, seed=self.cfg.seed,
+            mask_prob=self.cfg.mask_prob, leave_unmasked_prob=self.cfg.leave_unmasked_prob,
+            random_token_prob=self.cfg.random_token_prob,
+            freq_weighted_replacement=self.cfg.freq_weighted_replacement,
+            mask_whole_words=(get_whole_word_mask(self.args, d) if self.cfg.mask_whole_words
+                              else None),
+            mask_multiple_length=self.cfg.mask_multiple_length, mask_stdev=self.cfg.mask_stdev)
+        fields = {
+            "id": IdDataset(),
+            "net_input": {"src_tokens": RightPadDataset(src, pad_idx=d.pad()),
+                          "src_lengths": NumelDataset(src, reduce=False)},
+            "target": RightPadDataset(tgt, pad_idx=d.pad()),
+            "nsentences": NumSamplesDataset(),
+            "ntokens": NumelDataset(src, reduce=True),
+        }
+        if labels is not None:
+            fields["nsp_target"] = labels
+        with data_utils.numpy_seed(self.cfg.seed):
+            shuffle = np.random.permutation(len(src))
+        self.datasets[split] = SortDataset(
+            NestedDictionaryDataset(fields, sizes=[src.sizes]), sort_order=[shuffle, src.sizes])
+        # tokens per sequence for batching by tokens (see get_batch_iterator)
+        self.datasets[split].rcli_tokens_per_sequence = reference
+
+    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, **kwargs):
+        """Formats with a dynamic batch size: ``--batch-size`` sequences of FULL-SENTENCES'
+        mean length become a token budget per batch (and no multiple-of-8 rounding, which
+        would cut a batch of 15 to 8)."""
+        per_sequence = getattr(dataset, "rcli_tokens_per_sequence", None)
+        if per_sequence and max_sentences:
+            budget = int(round(max_sentences * per_sequence))
+            max_tokens = min(max_tokens or budget, budget)
+            max_sentences, kwargs["required_batch_size_multiple"] = None, 1
+        return super().get_batch_iterator(dataset, max_tokens, max_sentences, **kwargs)

@@ -49,6 +49,7 @@ from roberta_cli import presets
 from roberta_cli.tasks.autocast import AutocastBf16Steps
 from roberta_cli.criterions.squad import HEAD, add_span_head, span_logits  # registers rcli_squad
 from roberta_cli.data import squad as sq
+from roberta_cli.data.blocks import SizedItems
 from roberta_cli.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class SquadConfig(FairseqDataclass):
     seed: int = II("common.seed")
 
 
-class SquadWindowDataset(FairseqDataset):
+class SquadWindowDataset(SizedItems, FairseqDataset):
     """Windows of a split with their start/end targets and context spans."""
 
     def __init__(self, tokens, windows: dict, pad: int, shuffle: bool, seed: int):
@@ -95,19 +96,6 @@ class SquadWindowDataset(FairseqDataset):
 
     def __getitem__(self, index):
         return {"id": index, "tokens": self.tokens[index].long()}
-
-    def __len__(self):
-        return len(self._sizes)
-
-    @property
-    def sizes(self):
-        return self._sizes
-
-    def num_tokens(self, index):
-        return int(self._sizes[index])
-
-    def size(self, index):
-        return int(self._sizes[index])
 
     def ordered_indices(self):
         if not self.shuffle:

@@ -1,0 +1,54 @@
+"""``rcli_mlm_nsp``: masked LM plus next-sentence prediction, BERT's objective, for the
+segment-pair and sentence-pair input formats of ``rcli_mlm``:
+
+    fairseq-train data-bin/books --user-dir roberta_cli --task rcli_mlm \\
+        --input-format segment-pair --criterion rcli_mlm_nsp --arch rcli_tiny ...
+
+One encoder pass feeds both heads: the LM head on the masked positions and the ``nsp`` head
+(fairseq's RobertaClassificationHead, on ``<s>``). The optimised loss is mean MLM loss + mean
+NSP loss (as BERT's); the logged ``loss``/``ppl`` are the MLM part alone, so validation
+perplexity compares across input formats; ``nsp_loss`` and ``nsp_accuracy`` (%) are logged too.
+"""
+import math
+
+import torch
+from fairseq import metrics, modules
+from fairseq.criterions import register_criterion
+from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
+
+from roberta_cli.presets import NSP_HEAD
+
+
+@register_criterion("rcli_mlm_nsp", dataclass=MaskedLmConfig)
+class MlmNspLoss(MaskedLmLoss):
+    def forward(self, model, sample, reduce=True):
+        masked = sample["target"].ne(self.padding_idx)
+        sample_size = masked.int().sum()
+        features, _ = model.encoder.extract_features(sample["net_input"]["src_tokens"])
+        project = masked if masked.any() else None  # rare: nothing masked, project all
+        logits = model.encoder.output_layer(features, masked_tokens=project)
+        targets = sample["target"] if project is None else sample["target"][project]
+        mlm = modules.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1),
+                                    reduction="sum", ignore_index=self.padding_idx)
+        nsp_logits = model.classification_heads[NSP_HEAD](features).float()
+        nsp_target = sample["nsp_target"].view(-1)
+        nsp = torch.nn.functional.cross_entropy(nsp_logits, nsp_target, reduction="sum")
+        # fairseq divides the gradient by sample_size (masked tokens): scale NSP's sum so the
+        # result is mean MLM loss + mean NSP loss per sequence
+        loss = mlm + nsp * sample_size.clamp(min=1) / nsp_target.numel()
+        return loss, sample_size, {
+            "loss": mlm.data, "nsp_loss": nsp.data,
+            "nsp_correct": (nsp_logits.argmax(-1) == nsp_target).sum().data,
+            "ntokens": sample["ntokens"], "nsentences": sample["nsentences"],
+            "sample_size": sample_size,
+        }
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        MaskedLmLoss.reduce_metrics(logging_outputs)
+        n = sum(log.get("nsentences", 0) for log in logging_outputs)
+        if n:
+            nsp = sum(log.get("nsp_loss", 0) for log in logging_outputs)
+            correct = sum(log.get("nsp_correct", 0) for log in logging_outputs)
+            metrics.log_scalar("nsp_loss", nsp / n / math.log(2), n, round=3)
+            metrics.log_scalar("nsp_accuracy", 100.0 * correct / n, n, round=2)

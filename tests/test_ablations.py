@@ -1,0 +1,86 @@
+"""The paper's ablations as runs (roberta_cli.ablations, roberta-train ablation|report): the
+row presets, one real end-to-end ablation at the smoke scale, resuming, and the report."""
+import json
+import os
+
+import pytest
+
+from conftest import assert_user_error, run_cli
+from roberta_cli import presets
+
+
+@pytest.mark.parametrize("scale", list(presets.ABLATION_SCALES))
+def test_batch_size_rows_see_the_same_sequences(scale):
+    rows = presets.ablation_rows("batch_size", scale)
+    seen = [r["total_batch"] * r["updates"] for r in rows.values()]
+    assert max(seen) / min(seen) < 1.05, rows  # equal up to rounding the updates
+    batches = [r["total_batch"] for r in rows.values()]
+    assert batches == sorted(batches) and batches[-1] == 32 * batches[0]  # 256 : 8K
+    lrs = [r["lr"] for r in rows.values()]
+    assert lrs == sorted(lrs)  # larger batches, larger peak LR (paper Table 3)
+
+
+def test_masking_and_format_rows_share_one_budget():
+    for ablation, key in (("masking", "masking"), ("input_format", "input_format")):
+        rows = presets.ablation_rows(ablation, "cpu-minutes")
+        assert [r[key] for r in rows.values()] == presets.ABLATIONS[ablation]
+        budgets = {(r["total_batch"], r["updates"], r["lr"]) for r in rows.values()}
+        assert len(budgets) == 1
+
+
+def test_bad_names_get_one_clear_line(tmp_path):
+    proc = run_cli("roberta-train", "ablation", "masking", "--run-dir", tmp_path, "--scale",
+                   "huge", check=False)
+    assert_user_error(proc, "roberta-train", "unknown scale 'huge'", "cpu-minutes")
+    proc = run_cli("roberta-train", "ablation", "nsp", "--run-dir", tmp_path, check=False)
+    assert_user_error(proc, "roberta-train", "unknown ablation 'nsp'", "batch_size")
+    proc = run_cli("roberta-train", "report", tmp_path, check=False)
+    assert_user_error(proc, "roberta-train", "not an ablation run directory")
+
+
+@pytest.fixture(scope="module")
+def masking_run(shared_data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("ablation") / "masking"
+    args = ["ablation", "masking", "--run-dir", run, "--scale", "smoke", "--tasks", "SST-2",
+            "--data", shared_data / "gutenberg", "--glue-dir", shared_data / "glue"]
+    run_cli("roberta-train", *args)
+    return run, args
+
+
+def test_report_of_an_unfinished_run_says_so(masking_run, tmp_path):
+    run, _ = masking_run
+    (tmp_path / "ablation.json").write_text((run / "ablation.json").read_text())
+    proc = run_cli("roberta-train", "report", tmp_path, check=False)
+    assert_user_error(proc, "roberta-train", "no finished rows")
+
+
+def test_masking_ablation_end_to_end_and_report(masking_run):
+    run, _ = masking_run
+    for row in ("static", "dynamic"):
+        summary = json.loads((run / row / "seed1" / "row.json").read_text())
+        assert summary["settings"]["masking"] == row and summary["updates"] == 32
+        assert 1 < summary["valid_ppl"] < 2100  # learned something (2K vocabulary: ~2000 at start)
+        assert summary["tokens_seen"] > 0 and 0 <= summary["scores"]["SST-2"]["accuracy"] <= 100
+    proc = run_cli("roberta-train", "report", run)
+    report = (run / "report.md").read_text()
+    assert proc.stdout.strip() == report.strip()
+    assert "| static | 1 |" in report and "| dynamic | 1 |" in report
+    assert "paper: SST-2" in report and "92.5" in report and "smoke" in report
+    for png in ("ppl_vs_updates.png", "ppl_vs_tokens.png", "downstream.png"):
+        assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_keeps_finished_rows(masking_run):
+    """Only what is missing runs again: here the dynamic row's fine-tuning."""
+    run, args = masking_run
+    static_row = run / "static" / "seed1" / "row.json"
+    before = static_row.stat().st_mtime_ns
+    checkpoint = run / "dynamic" / "seed1" / "pretrain" / "checkpoint_last.pt"
+    ckpt_before = checkpoint.stat().st_mtime_ns
+    os.remove(run / "dynamic" / "seed1" / "row.json")
+    os.remove(run / "dynamic" / "seed1" / "SST-2" / "results.json")
+    proc = run_cli("roberta-train", *args)
+    assert "static seed 1 already finished" in proc.stderr
+    assert static_row.stat().st_mtime_ns == before
+    assert checkpoint.stat().st_mtime_ns == ckpt_before  # pretraining not redone
+    assert (run / "dynamic" / "seed1" / "row.json").is_file()

@@ -1,0 +1,96 @@
+"""The paper's input formats (Table 2) in rcli_mlm, on real WikiText-2 with a sentence per
+line: DOC-SENTENCES blocks stay inside documents, tokens per update match across formats, and
+an NSP run trains, loads in the hub and fine-tunes."""
+import json
+
+import numpy as np
+import pytest
+from fairseq import tasks
+
+from conftest import assert_user_error, run_cli
+from roberta_cli import hub, presets
+from roberta_cli.tasks.pretraining import PretrainingConfig
+
+BATCH, TOKENS = 16, 64
+
+
+def _task(data, input_format):
+    cfg = PretrainingConfig(data=str(data), tokens_per_sample=TOKENS, input_format=input_format,
+                            seed=1)
+    task = tasks.TASK_REGISTRY["rcli_mlm"].setup_task(cfg)
+    task.load_dataset("train")
+    return task
+
+
+def _tokens_per_batch(task):
+    """Mean real (non-pad) tokens of the batches fairseq makes with --batch-size BATCH."""
+    dataset = task.dataset("train")
+    itr = task.get_batch_iterator(dataset, max_sentences=BATCH, max_positions=TOKENS,
+                                  required_batch_size_multiple=8, seed=1)
+    return float(np.mean([sum(dataset.num_tokens(i) for i in b) for b in itr.frozen_batches]))
+
+
+def test_doc_sentences_blocks_never_hold_two_documents(wiki_sentences_bin):
+    """A document boundary is </s> (end of a line) followed by the empty line's </s>."""
+    def crossings(input_format):
+        task = _task(wiki_sentences_bin, input_format)
+        blocks, _, _ = task._load_dataset_split("train", 1, False)  # before masking
+        eos = task.source_dictionary.eos()
+        inner = (blocks[i].tolist()[1:-1] for i in range(len(blocks)))
+        return sum(any(a == b == eos for a, b in zip(x, x[1:])) for x in inner)
+
+    assert crossings("full-sentences") > 50
+    assert crossings("doc-sentences") == 0
+
+
+def test_tokens_per_update_match_across_formats(wiki_sentences_bin):
+    per_batch = {f: _tokens_per_batch(_task(wiki_sentences_bin, f)) for f in presets.INPUT_FORMATS}
+    full = per_batch["full-sentences"]
+    for name, tokens in per_batch.items():
+        assert abs(tokens / full - 1) < 0.10, per_batch
+
+
+def test_input_format_errors(wiki_bin, wiki_sentences_bin, shared_data, tmp_path):
+    proc = run_cli("roberta-train", wiki_bin, "--input-format", "sentence-pair",
+                   "--save-dir", tmp_path / "a", check=False)
+    assert_user_error(proc, "roberta-train", "one sentence per line", "--split-sentences")
+    book = shared_data / "gutenberg" / "pg11.txt"
+    one = tmp_path / "one-doc"
+    run_cli("roberta-preprocess", book, "--valid", shared_data / "gutenberg" / "pg105.txt",
+            "--doc-boundary", "file", "--destdir", one, "--bpe", "gpt2",
+            "--gpt2-dir", shared_data / "gpt2_bpe", "--workers", "1", "--quiet")
+    proc = run_cli("roberta-train", one, "--input-format", "segment-pair",
+                   "--save-dir", tmp_path / "b", check=False)
+    assert_user_error(proc, "roberta-train", "needs document boundaries", "1 document")
+
+
+@pytest.fixture(scope="module")
+def nsp_run(wiki_sentences_bin, tmp_path_factory):
+    save = tmp_path_factory.mktemp("nsp") / "segment-pair"
+    run_cli("roberta-train", wiki_sentences_bin, "--input-format", "segment-pair", "--size", "tiny",
+            "--tokens-per-sample", TOKENS, "--batch-size", BATCH, "--lr", "2e-3",
+            "--warmup-updates", "10", "--max-update", "60", "--log-interval", "10",
+            "--save-dir", save, "--", "--max-valid-steps", "10")
+    return save
+
+
+def test_segment_pair_nsp_trains(nsp_run):
+    log = [json.loads(line) for line in open(nsp_run / "train_log.jsonl")]
+    train = [r for r in log if r.get("tag") == "train_inner"]
+    assert "nsp_loss" in train[0] and "nsp_accuracy" in train[0]
+    assert train[-1]["loss"] < train[0]["loss"] - 1  # the MLM loss falls
+    assert train[-1]["nsp_loss"] < train[0]["nsp_loss"]
+
+
+def test_nsp_checkpoint_loads_and_fine_tunes(nsp_run, shared_data, tmp_path):
+    m = hub.from_pretrained(nsp_run)
+    assert "nsp" in m.model.classification_heads
+    assert m.fill_mask("The <mask> of the city .", topk=2)
+    data = tmp_path / "sst2"
+    run_cli("roberta-preprocess", "glue", "--task", "SST-2", "--glue-dir", shared_data / "glue",
+            "--bpe-from", nsp_run, "--limit", "32", "--destdir", data, "--workers", "1", "--quiet")
+    run_cli("roberta-finetune", "--task", "SST-2", "--model", nsp_run, "--data", data,
+            "--save-dir", tmp_path / "ft", "--max-update", "4", "--device", "cpu",
+            "--precision", "fp32", "--batch-size", "8", "--", "--num-workers", "0")
+    results = json.loads((tmp_path / "ft" / "results.json").read_text())
+    assert 0 <= results["seeds"]["1"]["valid"]["accuracy"] <= 100
