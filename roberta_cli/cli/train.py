@@ -89,7 +89,10 @@ def check_data_bin(path):
 def check_input_format(data, input_format):
     """Formats that need documents or a sentence per line, against the data's manifest."""
     fmt = presets.INPUT_FORMATS[input_format]
-    manifest = load_manifest(data)  # {} for data made by fairseq-preprocess: the task checks
+    from roberta_cli.data.bpe import MANIFEST, load_manifest
+
+    # data made by fairseq-preprocess has no manifest: the task checks documents itself
+    manifest = load_manifest(data) if os.path.isfile(os.path.join(data, MANIFEST)) else {}
     if fmt["docs"] and "splits" in manifest:
         from roberta_cli.data.pairs import require_documents
 
@@ -97,14 +100,6 @@ def check_input_format(data, input_format):
     if fmt["sentences"] and manifest.get("lines") != "sentences":
         raise UserError(f"input format {input_format} needs one sentence per line, but {data} "
                         "has a paragraph per line; re-run roberta-preprocess with --split-sentences")
-
-
-def load_manifest(data):
-    path = os.path.join(data, "manifest.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def read_checkpoint(path, flag="--restore-file"):
