@@ -5,11 +5,13 @@ model and the same real sentences (SST-2 dev), best of --repeats passes:
     python benchmarks/inference.py --model checkpoints/books --sentences 872
     python benchmarks/inference.py --sentences 500          # trains a tiny model first (~30 s)
 
-Peers (all in this process, one after the other, on CPU, fp32, eval mode, no autograd):
+Peers (all in this process, one after the other, on CPU, eval mode, no autograd):
 
 * roberta-cli:      ``hub.from_pretrained(MODEL)``, then ``extract_features_batch(sentences)`` /
   ``predict_batch("bench", sentences)``: BPE included, length-sorted padded batches of at
-  most 8192 tokens (RobertaHub.max_tokens).
+  most RobertaHub.max_tokens (2048) tokens.
+* roberta-cli-bf16: the same with ``precision="bf16"`` (bf16 autocast, fp32 weights; the
+  only peer not in fp32).
 * roberta-cli-ids:  the same methods on token tensors encoded beforehand (model time only).
 * fairseq:          fairseq's README usage, one sentence at a time: ``RobertaModel.from_pretrained(
   MODEL, "checkpoint_best.pt", bpe="gpt2", gpt2_encoder_json=..., gpt2_vocab_bpe=...)`` (the
@@ -41,7 +43,7 @@ from pathlib import Path
 import common
 
 PROG = "benchmarks/inference.py"
-PEERS = ("roberta-cli", "roberta-cli-ids", "fairseq", "hf", "hf-ids")
+PEERS = ("roberta-cli", "roberta-cli-bf16", "roberta-cli-ids", "fairseq", "hf", "hf-ids")
 TASKS = ("features", "classify")
 HEAD = "bench"
 WARMUP = 8  # sentences run before timing
@@ -195,10 +197,17 @@ class Peers:
         import torch
 
         ours, head = self.ours, HEAD
-        if peer == "roberta-cli":
-            if task == "features":
-                return lambda xs: ours.extract_features_batch(xs)
-            return lambda xs: ours.predict_batch(head, xs)
+        if peer in ("roberta-cli", "roberta-cli-bf16"):
+            method = ours.extract_features_batch if task == "features" else \
+                (lambda xs: ours.predict_batch(head, xs))
+
+            def batched(xs):
+                ours.autocast_dtype = torch.bfloat16 if peer.endswith("bf16") else None
+                try:
+                    return method(xs)
+                finally:
+                    ours.autocast_dtype = None
+            return batched
         if peer == "roberta-cli-ids":
             return (lambda ids: ours.extract_features_batch(ids)) if task == "features" else \
                 (lambda ids: ours.predict_batch(head, ids))
@@ -289,8 +298,8 @@ def run(o):
     rows = measure(peers_obj, o.peers, sentences, o.repeats)
     s = peers_obj.shape
     title = (f"inference: {s['layers']} layers, hidden {s['hidden']}, vocab {s['vocab']:,}; "
-             f"{len(sentences)} SST-2 dev sentences, fp32, {torch.get_num_threads()} threads, "
-             f"best of {o.repeats}")
+             f"{len(sentences)} SST-2 dev sentences, fp32 (roberta-cli-bf16: bf16), "
+             f"{torch.get_num_threads()} threads, best of {o.repeats}")
     meta = {"model": str(o.model) if o.model else "tiny (temp)", "shape": s,
             "sentences": len(sentences), "repeats": o.repeats, "max_tokens_per_batch": peers_obj.ours.max_tokens}
     common.report("inference", title, COLUMNS, rows, meta, o.out)

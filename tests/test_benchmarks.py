@@ -97,7 +97,8 @@ def test_inference_small(shared_data, tmp_path):
                     shared_data=shared_data)
     rows = {(r["task"], r["peer"]): r for r in result["rows"]}
     assert set(rows) == {(t, p) for t in ("features", "classify")
-                         for p in ("roberta-cli", "roberta-cli-ids", "fairseq", "hf", "hf-ids")}
+                         for p in ("roberta-cli", "roberta-cli-bf16", "roberta-cli-ids", "fairseq",
+                                   "hf", "hf-ids")}
     for row in rows.values():
         assert row["sentences"] == 16
         positive(row, "seconds", "sentences_per_s", "median_sentences_per_s")

@@ -45,6 +45,7 @@ def book_lines(shared_data):
 
 def test_gpt2_ids_equal_fairseq_encoder_on_wikitext_valid(gpt2, wiki_valid, fairseq_gpt2):
     ours = bpe.ByteLevelEncoder(gpt2.encoder_json, gpt2.vocab_bpe)
+    assert ours.fast is not None  # the tiktoken path is the one under test
     _, raw_lines = wiki_valid
     assert len(raw_lines) == 3760
     for lines in (raw_lines, [ln.strip() for ln in raw_lines]):  # as is, and as we feed it
@@ -54,15 +55,32 @@ def test_gpt2_ids_equal_fairseq_encoder_on_wikitext_valid(gpt2, wiki_valid, fair
     assert ours.decode(ours.encode(raw_lines[1])) == raw_lines[1]
 
 
+def test_tiktoken_path_equals_tokenizers_and_falls_back(gpt2, book_lines, tmp_path):
+    """On non-ASCII book text both byte-level engines give the same ids; files whose ids do not
+    follow the merge order (here: vocab.json with an extra symbol) stay on tokenizers."""
+    ours = bpe.ByteLevelEncoder(gpt2.encoder_json, gpt2.vocab_bpe)
+    lines = [ln for ln in book_lines if not ln.isascii()][:400] + ["  a  b ", "\t\n", ""]
+    assert ours.encode_ids(lines) == [e.ids for e in ours.tokenizer.encode_batch(lines)]
+    vocab = json.loads(gpt2.encoder_json.read_text(encoding="utf-8"))
+    vocab["<extra>"] = len(vocab)
+    (tmp_path / "encoder.json").write_text(json.dumps(vocab), encoding="utf-8")
+    slow = bpe.ByteLevelEncoder(tmp_path / "encoder.json", gpt2.vocab_bpe)
+    assert slow.fast is None and slow.encode_ids(lines) == ours.encode_ids(lines)
+
+
 def test_binarized_wikitext_valid_equals_fairseq_pipeline(gpt2, wiki_valid, fairseq_gpt2, tmp_path):
-    """Our two passes == fairseq's encoder + Dictionary.encode_line(append_eos) with dict.txt, on
-    the fairseq text layout (stripped lines, one empty line between documents)."""
+    """Our two passes (BPE ids, then one table lookup) == fairseq's encoder +
+    Dictionary.encode_line(append_eos) with dict.txt, on the fairseq text layout (stripped
+    lines, one empty line between documents)."""
     path, raw_lines = wiki_valid
     files = {"gpt2_encoder_json": str(gpt2.encoder_json), "gpt2_vocab_bpe": str(gpt2.vocab_bpe)}
     docs = corpus.iter_documents(corpus.find_sources([path]), "blank-line")
-    stats, _ = binarize.encode_split(docs, "gpt2", files, tmp_path / "valid.bpe", workers=2)
+    stats, sizes, _ = binarize.encode_split(docs, "gpt2", files, tmp_path / "valid.ids", workers=2)
     dictionary = Dictionary.load(str(gpt2.dict_txt))
-    binarized = binarize.binarize_text(tmp_path / "valid.bpe", dictionary, str(tmp_path / "valid"), 2)
+    table = binarize.id_table(bpe.ByteLevelEncoder(gpt2.encoder_json, gpt2.vocab_bpe).symbols(),
+                              dictionary)
+    binarized = binarize.binarize_ids(tmp_path / "valid.ids", sizes, table, dictionary,
+                                      str(tmp_path / "valid"))
     dataset = data_utils.load_indexed_dataset(str(tmp_path / "valid"), dictionary)
 
     layout = []
@@ -79,13 +97,18 @@ def test_binarized_wikitext_valid_equals_fairseq_pipeline(gpt2, wiki_valid, fair
     assert stats.documents == layout.count("") + 1 and binarized.unk == 0
 
 
-def test_dictionary_built_like_fairseq_preprocess(gpt2, book_lines, tmp_path):
-    """Without a dict.txt: our dictionary == fairseq-preprocess's (FairseqTask.build_dictionary
-    with its defaults threshold 0, nwords -1, padding 8) on the same .bpe text."""
+def test_dictionary_built_like_fairseq_preprocess(gpt2, book_lines, fairseq_gpt2, tmp_path):
+    """Without a dict.txt: our dictionary (from id counts) == fairseq-preprocess's
+    (FairseqTask.build_dictionary with its defaults threshold 0, nwords -1, padding 8) on the
+    BPE text fairseq's own encoder writes for the same lines."""
     files = {"gpt2_encoder_json": str(gpt2.encoder_json), "gpt2_vocab_bpe": str(gpt2.vocab_bpe)}
     docs = [book_lines[i:i + 50] for i in range(0, 600, 50)]
-    _, counts = binarize.encode_split(docs, "gpt2", files, tmp_path / "train.bpe", count=True)
-    ours = binarize.build_dictionary(counts)
+    _, _, counts = binarize.encode_split(docs, "gpt2", files, tmp_path / "train.ids", count=True)
+    symbols = bpe.ByteLevelEncoder(gpt2.encoder_json, gpt2.vocab_bpe).symbols()
+    ours = binarize.build_dictionary(binarize.symbol_counts(counts, symbols))
+    with open(tmp_path / "train.bpe", "w", encoding="utf-8") as f:
+        f.writelines(" ".join(map(str, fairseq_gpt2.encode(line))) + "\n"
+                     for doc in docs for line in doc)
     theirs = FairseqTask.build_dictionary([str(tmp_path / "train.bpe")], workers=1, threshold=0,
                                           nwords=-1, padding_factor=8)
     assert ours.symbols == theirs.symbols and ours.count[4:] == theirs.count[4:]
@@ -106,6 +129,7 @@ def test_bytelevel_learned_bpe_round_trips_non_ascii_and_matches_fairseq(book_li
 
     files = {arg: str(tmp_path / "a" / name) for arg, name in names.items()}
     ours = bpe.load_encoder("hf_byte_bpe", files)
+    assert ours.fast is not None  # tiktoken encodes what tokenizers learned
     theirs = encoders.build_bpe(Namespace(bpe="hf_byte_bpe", bpe_add_prefix_space=False, **files))
     encoded = ours.encode_lines(non_ascii)
     assert encoded == [theirs.encode(ln) for ln in non_ascii]

@@ -24,6 +24,26 @@ def test_loads_offline_with_its_bpe(model, tiny_run):
     assert model.encode("a", "b").tolist() == [0, 102, 2, 2, 428, 2]  # <s> a </s></s> b </s>
 
 
+def test_batch_encoding_gives_encodes_ids(model, shared_data):
+    """encode_batch (Rust BPE, one call per batch) == fairseq's encode, sentence by sentence,
+    on every SST-2 dev sentence and every MRPC dev pair."""
+    import csv
+
+    def rows(path):
+        with open(path, encoding="utf-8", newline="") as f:
+            return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+
+    glue = shared_data / "glue"
+    items = [r[0] for r in rows(glue / "SST-2" / "dev.tsv")]
+    items += [(r[3], r[4]) for r in rows(glue / "MRPC" / "dev.tsv")]
+    items += ["", "  two  spaces ", "Ünïcödé — naïve café"]
+    assert len(items) == 872 + 408 + 3
+    assert model._batch_bpe() is not None  # the fast path is the one under test
+    fast = model.encode_batch(items)
+    slow = [model.encode(*s) if isinstance(s, tuple) else model.encode(s) for s in items]
+    assert all(torch.equal(a, b) for a, b in zip(fast, slow))
+
+
 def test_fill_mask_one_and_several_masks(model):
     one = model.fill_mask("The king of <mask> was crowned in the cathedral.", topk=3)
     assert len(one) == 3 and all(isinstance(p, float) for _, p, _ in one)
@@ -69,6 +89,27 @@ def test_classification_head_predict_and_batch(model):
         tokens = model.encode(*item) if isinstance(item, tuple) else model.encode(item)
         torch.testing.assert_close(model.predict("demo", tokens)[0].detach(), row, rtol=1e-4, atol=1e-4)
     assert torch.allclose(batched.exp().sum(-1), torch.ones(3), atol=1e-5)
+
+
+def test_bf16_precision_stays_close_to_fp32(model, tiny_run, shared_data):
+    """precision="bf16" (autocast) keeps features within a few percent of fp32 and picks the
+    same fill-mask word for nearly every masked SST-2 sentence; fp32 tensors come out."""
+    import csv
+
+    with open(shared_data / "glue/SST-2/dev.tsv", encoding="utf-8") as f:
+        rows = [r[0] for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)][1:201]
+    fast = hub.from_pretrained(tiny_run, precision="bf16")
+    ref, low = model.extract_features_batch(rows), fast.extract_features_batch(rows)
+    assert all(f.dtype == torch.float32 for f in low)
+    cos = torch.stack([torch.nn.functional.cosine_similarity(a, b, dim=-1).min()
+                       for a, b in zip(ref, low)])
+    assert cos.min() > 0.98, cos.min()
+    masked = [" ".join(r.split()[:-1] + ["<mask>"]) for r in rows[:100] if len(r.split()) > 2]
+    same = [a[0][2] == b[0][2] for a, b in zip(model.fill_mask_batch(masked, topk=1),
+                                               fast.fill_mask_batch(masked, topk=1))]
+    assert sum(same) >= 0.9 * len(same), sum(same)
+    with pytest.raises(UserError, match="precision 'fp16'"):
+        hub.from_pretrained(tiny_run, precision="fp16")
 
 
 def test_device_moves_and_eval(model):

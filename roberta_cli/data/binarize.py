@@ -10,15 +10,17 @@ does, with the same ids, what fairseq's own RoBERTa recipe does in two steps:
     fairseq-preprocess --only-source --srcdict dict.txt --trainpref train.bpe \\
         --validpref valid.bpe --destdir data-bin/books --workers 2
 
-Pass 1 encodes each split into ``{split}.bpe`` (fairseq's text format: one paragraph per line of
-space-separated BPE symbols, one empty line between documents) and counts the training symbols.
-Without a given dict.txt the dictionary is built from those counts exactly as fairseq-preprocess
-builds it (threshold 0, all words, padded to a multiple of 8). Pass 2 maps every line through
-the dictionary, appends </s> (so a document separator is a size-1 item, which fairseq's
-``complete_doc`` break mode reads as a document boundary) and writes ``{split}.bin/.idx`` with
-fairseq's mmap builder. Both passes run on a pool of ``workers`` processes over fixed-size
+Pass 1 BPE-encodes each split into a row of BPE ids per paragraph (fairseq's text layout:
+one line per paragraph, one empty line between documents), kept as int32 in ``{split}.ids``,
+and counts the training ids. Without a given dict.txt the dictionary is built from those counts
+exactly as fairseq-preprocess builds it from the BPE text's words (threshold 0, all words,
+padded to a multiple of 8). Pass 2 maps the ids through the dictionary with one numpy table
+lookup, appends </s> to each row (so a document separator is a size-1 item, which fairseq's
+``complete_doc`` break mode reads as a document boundary) and writes ``{split}.bin/.idx`` as
+fairseq's mmap builder does. Pass 1 runs on a pool of ``workers`` processes over fixed-size
 chunks, consumed in order, so the output is byte-identical for any worker count, and only a
-few chunks are in memory at a time.
+few chunks are in memory at a time. (Unlike fairseq's pipeline no BPE text is written, parsed
+and looked up word by word: that was most of the time.)
 
 Everything is written to a hidden sibling directory that is renamed to ``destdir`` at the end;
 a failure removes it, so a directory that exists is complete.
@@ -51,7 +53,7 @@ from roberta_cli.data import corpus
 from roberta_cli.errors import UserError
 
 CHUNK_CHARS = 1 << 18  # characters of raw text per encoding task (~256 KB)
-CHUNK_LINES = 10_000  # lines of BPE text per binarization task
+ROWS_PER_WRITE = 100_000  # rows mapped through the dictionary and written at a time (pass 2)
 TASKS_PER_WORKER = 2  # tasks in flight per worker: bounds memory, keeps workers busy
 # fairseq-preprocess defaults: --thresholdsrc 0 --nwordssrc -1 --padding-factor 8
 DICT_THRESHOLD, DICT_NWORDS, DICT_PADDING_FACTOR = 0, -1, 8
@@ -100,11 +102,8 @@ _WORKER = {}  # per-process state set by the pool initializers
 
 def _init_encoder(bpe_name, files, split_sentences=False):
     _WORKER["encoder"] = bpe_lib.load_encoder(bpe_name, files)
+    _WORKER["vocab"] = len(_WORKER["encoder"].symbols())
     _WORKER["split"] = corpus.split_sentences if split_sentences else None
-
-
-def _init_dictionary(indices, unk, eos):
-    _WORKER.update(indices=indices, unk=unk, eos=eos)
 
 
 def _pool_init(initializer, initargs):
@@ -154,104 +153,119 @@ def _document_chunks(docs: Iterable[List[str]]) -> Iterator[list]:
 
 
 def _encode_chunk(job):
-    """BPE-encode a chunk: (``[(starts_document, bpe_lines)]``, symbol counts or None, text
-    bytes). A paragraph that encodes to nothing is dropped: it would read as a separator."""
+    """BPE-encode a chunk: (``[(starts_document, line sizes)]``, the lines' BPE ids as one int32
+    array, id counts or None, text bytes). A paragraph that encodes to nothing is dropped: it
+    would read as a document separator."""
     pieces, count = job
     encoder, split = _WORKER["encoder"], _WORKER["split"]
     if split:  # one sentence per line (in the worker: splitting is as slow as encoding)
         pieces = [(starts, [s for line in lines for s in split(line)]) for starts, lines in pieces]
-    encoded = iter(encoder.encode_lines([line for _, lines in pieces for line in lines]))
-    counts = Counter() if count else None
-    out, n_bytes = [], 0
+    encoded = iter(encoder.encode_ids([line for _, lines in pieces for line in lines]))
+    out, ids, n_bytes = [], [], 0
     for starts, lines in pieces:
-        kept = []
+        sizes = []
         for text in lines:
-            line = next(encoded)
-            symbols = line.split()  # == fairseq's tokenize_line, see _binarize_chunk
-            if symbols:
-                kept.append(line)
+            row = next(encoded)
+            if row:
+                sizes.append(len(row))
+                ids += row
                 n_bytes += len(text.encode("utf-8"))
-                if counts is not None:
-                    counts.update(symbols)
-        out.append((starts, kept))
-    return out, counts, n_bytes
-
-
-def _binarize_chunk(lines: List[str]):
-    """Dictionary ids of a chunk of BPE lines, </s> appended to each, as fairseq's
-    Dictionary.encode_line(add_if_not_exist=False, append_eos=True) gives them. Lines are split
-    with str.split(): fairseq's tokenize_line (re.sub(r"\s+", " ") + strip + split) gives the
-    same symbols, as re's \s and str.split() both use str.isspace(), and is 2x slower."""
-    indices, unk, eos = _WORKER["indices"], _WORKER["unk"], _WORKER["eos"]
-    ids, sizes, n_unk = [], [], 0
-    for line in lines:
-        row = [indices.get(symbol, unk) for symbol in line.split()]
-        n_unk += row.count(unk)
-        row.append(eos)
-        ids += row
-        sizes.append(len(row))
-    return np.asarray(sizes, dtype=np.int64), np.asarray(ids, dtype=np.int32), n_unk
-
-
-def _line_chunks(path) -> Iterator[List[str]]:
-    with open(path, encoding="utf-8", newline="\n") as f:
-        chunk = []
-        for line in f:
-            chunk.append(line.rstrip("\n"))
-            if len(chunk) >= CHUNK_LINES:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+        out.append((starts, sizes))
+    ids = np.asarray(ids, dtype=np.int32)
+    counts = np.bincount(ids, minlength=_WORKER["vocab"]) if count else None
+    return out, ids, counts, n_bytes
 
 
 # --- the two passes -------------------------------------------------------------------------------
 def encode_split(docs: Iterable[List[str]], bpe_name: str, bpe_files: dict, out_path,
                  workers: int = 1, count: bool = False, split_sentences: bool = False):
-    """Pass 1: write documents as fairseq BPE text to ``out_path``, a line per paragraph (or per
-    sentence with ``split_sentences``). Returns (SplitStats with documents and bytes, symbol
-    Counter if ``count`` else None)."""
-    stats, counts = SplitStats(), Counter()
+    """Pass 1: BPE-encode documents, a row per paragraph (or per sentence with
+    ``split_sentences``), and write the rows' BPE ids to ``out_path`` (int32, back to back).
+    Returns (SplitStats with documents and bytes, row sizes as int32 with a 0 between two
+    documents, id counts if ``count`` else None)."""
+    stats, counts, sizes = SplitStats(), None, []
     jobs = ((chunk, count) for chunk in _document_chunks(docs))
-    starting = False  # a document has started but none of its lines is written yet
+    starting = False  # a document has started but none of its rows is written yet
     results = _run_ordered(_encode_chunk, jobs, workers, _init_encoder,
                            (bpe_name, bpe_files, split_sentences))
-    with open(out_path, "w", encoding="utf-8", newline="\n") as out, contextlib.closing(results):
-        for pieces, chunk_counts, n_bytes in results:
-            for starts, lines in pieces:
+    with open(out_path, "wb") as out, contextlib.closing(results):
+        for pieces, ids, chunk_counts, n_bytes in results:
+            for starts, rows in pieces:
                 starting = starting or starts
-                if lines and starting:  # a document with no lines left is skipped entirely
+                if rows and starting:  # a document with no rows left is skipped entirely
                     if stats.documents:
-                        out.write("\n")  # exactly one empty line between documents
+                        sizes.append(0)  # the separator: an empty row between documents
                     stats.documents += 1
                     starting = False
-                out.writelines(line + "\n" for line in lines)
+                sizes += rows
+            out.write(ids.tobytes())
             stats.bytes += n_bytes
             if count:
-                counts.update(chunk_counts)
-    return stats, (counts if count else None)
+                counts = chunk_counts if counts is None else counts + chunk_counts
+    return stats, np.asarray(sizes, dtype=np.int32), counts
 
 
-def binarize_text(text_path, dictionary, out_prefix: str, workers: int = 1) -> SplitStats:
-    """Pass 2: fairseq-preprocess's binarization of a BPE text file (one item per line, </s>
-    appended) into ``out_prefix``.bin/.idx with fairseq's mmap builder."""
-    import torch
-    from fairseq.data import indexed_dataset
+def symbol_counts(counts: np.ndarray, symbols: Sequence[str]) -> Counter:
+    """``{symbol: count}`` from id counts, as fairseq-preprocess counts the BPE text's words."""
+    return Counter({symbols[i]: int(counts[i]) for i in np.flatnonzero(counts)})
 
-    stats = SplitStats()
-    builder = indexed_dataset.make_builder(
-        indexed_dataset.data_file_path(out_prefix), impl="mmap", vocab_size=len(dictionary))
-    initargs = (dictionary.indices, dictionary.unk(), dictionary.eos())
-    results = _run_ordered(_binarize_chunk, _line_chunks(text_path), workers, _init_dictionary,
-                           initargs)
-    with contextlib.closing(results):  # stops the pool at once if writing fails
-        for sizes, ids, n_unk in results:
-            for row in np.split(ids, np.cumsum(sizes)[:-1]):
-                builder.add_item(torch.from_numpy(row))
-            stats.lines += len(sizes)
-            stats.tokens += len(ids)
-            stats.unk += n_unk
-    builder.finalize(indexed_dataset.index_file_path(out_prefix))
+
+def id_table(symbols: Sequence[str], dictionary) -> np.ndarray:
+    """BPE id -> dictionary index (<unk> for a symbol dict.txt lacks)."""
+    unk = dictionary.unk()
+    return np.asarray([dictionary.indices.get(s, unk) for s in symbols], dtype=np.int64)
+
+
+class DatasetWriter:
+    """fairseq's mmap dataset (``prefix``.bin/.idx, the bytes MMapIndexedDatasetBuilder writes),
+    fed many rows at a time: dictionary indices back to back and each row's size."""
+
+    def __init__(self, prefix: str, vocab_size: int):
+        from fairseq.data import indexed_dataset
+
+        self._ds = indexed_dataset
+        self.prefix, self.sizes = prefix, []
+        self.dtype = indexed_dataset.best_fitting_int_dtype(vocab_size)  # as make_builder picks
+        self._bin = open(indexed_dataset.data_file_path(prefix), "wb")
+
+    def add_rows(self, indices: np.ndarray, sizes: np.ndarray):
+        self._bin.write(indices.astype(self.dtype).tobytes())
+        self.sizes += sizes.tolist()
+
+    def finalize(self):
+        self._bin.close()
+        index = self._ds.MMapIndexedDataset.Index
+        with index.writer(self._ds.index_file_path(self.prefix), self.dtype) as writer:
+            writer.write(self.sizes)
+
+
+def with_eos(indices: np.ndarray, sizes: np.ndarray, eos: int):
+    """Rows back to back -> the same rows with ``eos`` appended to each; (ids, new sizes)."""
+    out_sizes = sizes.astype(np.int64) + 1
+    ends = np.cumsum(out_sizes) - 1
+    out = np.empty(len(indices) + len(sizes), dtype=np.int64)
+    keep = np.ones(len(out), dtype=bool)
+    keep[ends] = False
+    out[keep], out[ends] = indices, eos
+    return out, out_sizes
+
+
+def binarize_ids(ids_path, sizes: np.ndarray, table: np.ndarray, dictionary,
+                 out_prefix: str) -> SplitStats:
+    """Pass 2: rows of BPE ids (pass 1's file and sizes) through the dictionary, </s> appended
+    to each, into ``out_prefix``.bin/.idx: what fairseq-preprocess makes of the BPE text. Streams
+    ROWS_PER_WRITE rows at a time."""
+    stats = SplitStats(lines=len(sizes))
+    writer = DatasetWriter(out_prefix, len(dictionary))
+    with open(ids_path, "rb") as f:
+        for start in range(0, len(sizes), ROWS_PER_WRITE):
+            rows = sizes[start:start + ROWS_PER_WRITE]
+            indices = table[np.fromfile(f, dtype=np.int32, count=int(rows.sum()))]
+            stats.unk += int(np.count_nonzero(indices == dictionary.unk()))
+            indices, row_sizes = with_eos(indices, rows, dictionary.eos())
+            writer.add_rows(indices, row_sizes)
+            stats.tokens += len(indices)
+    writer.finalize()
     return stats
 
 
@@ -358,11 +372,11 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
     # (and it warns when a process forks after using it)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    counts = None
+    counts, sizes, symbols = None, {}, bpe_lib.load_encoder(fairseq_bpe, files).symbols()
     for name, plan in plans.items():
         progress(f"encoding {name} ({workers} worker{'s' * (workers > 1)})")
-        plan.stats, split_counts = encode_split(
-            plan.documents(boundary, errors), fairseq_bpe, files, Path(out_dir, f"{name}.bpe"),
+        plan.stats, sizes[name], split_counts = encode_split(
+            plan.documents(boundary, errors), fairseq_bpe, files, Path(out_dir, f"{name}.ids"),
             workers, count=(name == "train" and dictionary is None),
             split_sentences=split_sentences)
         if not plan.stats.documents:
@@ -370,16 +384,17 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
                             "pass more or other text")
         counts = counts if split_counts is None else split_counts
     if dictionary is None:
-        dictionary = build_dictionary(counts)
+        dictionary = build_dictionary(symbol_counts(counts, symbols))
     dictionary.save(str(Path(out_dir, "dict.txt")))
 
+    table = id_table(symbols, dictionary)
     for name, plan in plans.items():
         progress(f"binarizing {name}")
-        text = Path(out_dir, f"{name}.bpe")
-        binarized = binarize_text(text, dictionary, str(Path(out_dir, name)), workers)
+        ids = Path(out_dir, f"{name}.ids")
+        binarized = binarize_ids(ids, sizes[name], table, dictionary, str(Path(out_dir, name)))
         plan.stats.lines, plan.stats.tokens, plan.stats.unk = \
             binarized.lines, binarized.tokens, binarized.unk
-        text.unlink()
+        ids.unlink()
 
     sources = []  # each file once: "input" (train and fractional splits), "valid", "test"
     for name, plan in plans.items():

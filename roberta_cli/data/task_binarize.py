@@ -70,10 +70,9 @@ class ModelFiles:
         return bpe_lib.load_encoder(self.bpe, self.files)
 
 
-def _encode_texts(texts: List[str]) -> List[str]:
-    """Pool job: BPE lines (whitespace-normalized, so one line each) of a chunk of texts."""
-    encoded = binarize._WORKER["encoder"].encode_lines(texts)
-    return [" ".join(line.split()) for line in encoded]
+def _encode_texts(texts: List[str]) -> List[List[int]]:
+    """Pool job: the BPE ids of each text of a chunk."""
+    return binarize._WORKER["encoder"].encode_ids(texts)
 
 
 def encode_column(texts: Sequence[str], model: ModelFiles, dictionary, out_prefix: str,
@@ -86,18 +85,18 @@ def encode_column(texts: Sequence[str], model: ModelFiles, dictionary, out_prefi
     results = binarize._run_ordered(_encode_texts, jobs, workers, binarize._init_encoder,
                                     (model.bpe, model.files))
     start = 0
-    for lines in results:
-        encoded.update(zip(unique[start:start + len(lines)], lines))
-        start += len(lines)
-    text_path = Path(out_prefix + ".bpe")
-    with open(text_path, "w", encoding="utf-8", newline="\n") as out:
-        out.writelines(encoded[t] + "\n" for t in texts)
-    stats = binarize.binarize_text(text_path, dictionary, out_prefix, workers)
-    text_path.unlink()
-    if stats.lines != len(texts):  # a bug, not a user mistake
-        raise RuntimeError(f"{out_prefix}: {stats.lines} rows binarized for {len(texts)} texts")
-    sizes = np.array([len(encoded[t].split()) + 1 for t in texts], dtype=np.int64)
-    return sizes, stats.tokens, stats.unk
+    for rows in results:
+        encoded.update(zip(unique[start:start + len(rows)], rows))
+        start += len(rows)
+    table = binarize.id_table(model.encoder().symbols(), dictionary)
+    rows = [encoded[t] for t in texts]
+    indices = table[np.fromiter((i for row in rows for i in row), dtype=np.int64)]
+    unk = int(np.count_nonzero(indices == dictionary.unk()))
+    indices, sizes = binarize.with_eos(indices, np.array([len(r) for r in rows]), dictionary.eos())
+    writer = binarize.DatasetWriter(out_prefix, len(dictionary))
+    writer.add_rows(indices, sizes)
+    writer.finalize()
+    return sizes, len(indices), unk
 
 
 def write_label_dataset(labels: Sequence[str], label_order: Sequence[str], out_dir: Path,
