@@ -113,6 +113,10 @@ class RobertaHub(RobertaHubInterface):
     def _batches(self, token_lists):
         """(indices, padded tokens) batches, longest first, at most max_tokens padded tokens."""
         order = sorted(range(len(token_lists)), key=lambda i: -len(token_lists[i]))
+        limit = self.model.max_positions()
+        if order and len(token_lists[order[0]]) > limit:
+            raise UserError(f"item {order[0]} has {len(token_lists[order[0]])} tokens, more than "
+                            f"the model's {limit} positions; shorten it (tokens[:{limit}])")
         batch = []
         for i in order:
             if batch and len(token_lists[batch[0]]) * (len(batch) + 1) > self.max_tokens:

@@ -21,7 +21,7 @@ SIZES = {
 
 # The paper's pretraining recipe (Table 9), as fairseq flags' values.
 PRETRAIN = dict(
-    optimizer="adam",
+    optimizer="rcli_adam",  # fairseq's adam (decoupled weight decay) on torch's fused kernel
     adam_betas="(0.9,0.98)",
     adam_eps=1e-6,
     weight_decay=0.01,
@@ -84,7 +84,7 @@ GLUE = {
 FINETUNE = dict(
     epochs=10,
     warmup_ratio=0.06,
-    optimizer="adam",
+    optimizer="rcli_adam",  # as PRETRAIN
     adam_betas="(0.9,0.98)",
     adam_eps=1e-6,
     weight_decay=0.1,

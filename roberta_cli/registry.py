@@ -1,2 +1,3 @@
-"""Imports every module that registers with fairseq (tasks, architectures, criterions)."""
-from roberta_cli import criterions, models, tasks  # noqa: F401
+"""Imports every module that registers with fairseq (tasks, architectures, criterions,
+optimizers)."""
+from roberta_cli import criterions, models, optim, tasks  # noqa: F401

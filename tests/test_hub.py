@@ -117,6 +117,12 @@ def test_device_moves_and_eval(model):
     assert moved.device.type == "cpu" and not moved.model.training
 
 
+def test_too_long_input_is_a_clear_error(model):
+    limit = model.model.max_positions()
+    with pytest.raises(UserError, match=f"item 1 has {limit + 1} tokens, more than the model's {limit}"):
+        model.extract_features_batch(["short", torch.ones(limit + 1, dtype=torch.long)])
+
+
 def test_missing_files_are_clear(tmp_path, tiny_run):
     with pytest.raises(UserError, match="no checkpoint"):
         hub.from_pretrained(tmp_path)

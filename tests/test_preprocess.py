@@ -124,7 +124,7 @@ def test_worker_count_never_changes_output(books_dir, shared_data, monkeypatch, 
     """Tiny chunks, so that 2 and 3 workers really interleave; GPT-2 without dict.txt, so symbol
     counts are merged across chunks into the dictionary."""
     monkeypatch.setattr(binarize, "CHUNK_CHARS", 20_000)
-    monkeypatch.setattr(binarize, "ROWS_PER_WRITE", 300)
+    monkeypatch.setattr(binarize, "TOKENS_PER_WRITE", 5000)
     gpt2 = bpe.resolve_gpt2_files(encoder_json=shared_data / "gpt2_bpe/encoder.json",
                                   vocab_bpe=shared_data / "gpt2_bpe/vocab.bpe")  # no dict.txt
     outputs = []

@@ -119,7 +119,7 @@ def test_vanilla_fairseq_train_with_user_dir(wiki_bin, tmp_path):
     proc = subprocess.run(
         [str(BIN / "fairseq-train"), str(wiki_bin), "--user-dir", os.path.dirname(train.__file__) + "/..",
          "--task", "rcli_mlm", "--arch", "rcli_tiny", "--criterion", "masked_lm", "--cpu",
-         "--tokens-per-sample", "64", "--batch-size", "8", "--max-update", "3", "--optimizer", "adam",
+         "--tokens-per-sample", "64", "--batch-size", "8", "--max-update", "3", "--optimizer", "rcli_adam",
          "--lr", "1e-4", "--save-dir", str(tmp_path), "--max-valid-steps", "1", "--no-epoch-checkpoints"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -53,7 +53,7 @@ from roberta_cli.data import corpus
 from roberta_cli.errors import UserError
 
 CHUNK_CHARS = 1 << 18  # characters of raw text per encoding task (~256 KB)
-ROWS_PER_WRITE = 100_000  # rows mapped through the dictionary and written at a time (pass 2)
+TOKENS_PER_WRITE = 1 << 20  # ids mapped through the dictionary and written at a time (pass 2)
 TASKS_PER_WORKER = 2  # tasks in flight per worker: bounds memory, keeps workers busy
 # fairseq-preprocess defaults: --thresholdsrc 0 --nwordssrc -1 --padding-factor 8
 DICT_THRESHOLD, DICT_NWORDS, DICT_PADDING_FACTOR = 0, -1, 8
@@ -213,7 +213,7 @@ def symbol_counts(counts: np.ndarray, symbols: Sequence[str]) -> Counter:
 def id_table(symbols: Sequence[str], dictionary) -> np.ndarray:
     """BPE id -> dictionary index (<unk> for a symbol dict.txt lacks)."""
     unk = dictionary.unk()
-    return np.asarray([dictionary.indices.get(s, unk) for s in symbols], dtype=np.int64)
+    return np.asarray([dictionary.indices.get(s, unk) for s in symbols], dtype=np.int32)
 
 
 class DatasetWriter:
@@ -243,7 +243,7 @@ def with_eos(indices: np.ndarray, sizes: np.ndarray, eos: int):
     """Rows back to back -> the same rows with ``eos`` appended to each; (ids, new sizes)."""
     out_sizes = sizes.astype(np.int64) + 1
     ends = np.cumsum(out_sizes) - 1
-    out = np.empty(len(indices) + len(sizes), dtype=np.int64)
+    out = np.empty(len(indices) + len(sizes), dtype=np.int32)
     keep = np.ones(len(out), dtype=bool)
     keep[ends] = False
     out[keep], out[ends] = indices, eos
@@ -254,12 +254,14 @@ def binarize_ids(ids_path, sizes: np.ndarray, table: np.ndarray, dictionary,
                  out_prefix: str) -> SplitStats:
     """Pass 2: rows of BPE ids (pass 1's file and sizes) through the dictionary, </s> appended
     to each, into ``out_prefix``.bin/.idx: what fairseq-preprocess makes of the BPE text. Streams
-    ROWS_PER_WRITE rows at a time."""
+    about TOKENS_PER_WRITE ids at a time, whole rows."""
     stats = SplitStats(lines=len(sizes))
     writer = DatasetWriter(out_prefix, len(dictionary))
+    ends = np.cumsum(sizes, dtype=np.int64)
+    cuts = np.searchsorted(ends, np.arange(TOKENS_PER_WRITE, ends[-1] if len(ends) else 0,
+                                           TOKENS_PER_WRITE), side="right")
     with open(ids_path, "rb") as f:
-        for start in range(0, len(sizes), ROWS_PER_WRITE):
-            rows = sizes[start:start + ROWS_PER_WRITE]
+        for rows in np.split(sizes, cuts):
             indices = table[np.fromfile(f, dtype=np.int32, count=int(rows.sum()))]
             stats.unk += int(np.count_nonzero(indices == dictionary.unk()))
             indices, row_sizes = with_eos(indices, rows, dictionary.eos())
