@@ -11,7 +11,7 @@ is smaller), one document per book, 5% of the books for validation (seed 1).
 The two pipelines:
 
 * roberta-cli: ``roberta-preprocess CORPUS --include '*.txt' --destdir A --bpe gpt2 --gpt2-dir
-  gpt2_bpe --valid-fraction 0.05 --workers N``: reading, document layout, BPE (Rust tokenizers),
+  gpt2_bpe --valid-fraction 0.05 --workers N``: reading, document layout, BPE (tiktoken),
   binarization, all in one command.
 * fairseq: what fairseq's RoBERTa README runs, ``python -m examples.roberta.
   multiprocessing_bpe_encoder --keep-empty`` then ``fairseq-preprocess --only-source --srcdict
