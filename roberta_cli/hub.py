@@ -43,7 +43,8 @@ def from_pretrained(model_dir, checkpoint_file="checkpoint_best.pt", device=None
                     precision="fp32", **overrides):
     """A RobertaHub in eval mode for ``model_dir/checkpoint_file``; nothing is downloaded.
     ``precision="bf16"`` runs the batched methods under bf16 autocast (weights stay fp32):
-    about 1.5x faster on a CPU with AMX, features within ~1% (tests/test_hub.py)."""
+    about 1.3x faster on a CPU with AMX (benchmarks/inference.py), features at cosine >= 0.98
+    to fp32 (tests/test_hub.py)."""
     if precision not in PRECISIONS:
         raise UserError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     path = os.path.join(model_dir, checkpoint_file)
