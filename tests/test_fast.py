@@ -1,13 +1,15 @@
-"""roberta_cli.models.attention: the rcli encoder self-attention computes fairseq's function.
-A real model (the tiny one roberta-train pretrained on WikiText-2) and a real padded batch."""
+"""roberta_cli.models.fast: the rcli encoder self-attention and torch's GELU compute fairseq's
+function. A real model (the tiny one roberta-train pretrained on WikiText-2), a real padded
+batch."""
 import copy
 
 import pytest
 import torch
 
+from fairseq.modules.gelu import gelu as fairseq_gelu
 from roberta_cli import hub
 from roberta_cli.errors import UserError
-from roberta_cli.models import attention
+from roberta_cli.models import fast
 from roberta_cli.tasks.pretraining import PretrainingConfig, check_config
 
 
@@ -23,10 +25,22 @@ def batch(tiny_run, shared_data):
     return m.model, tokens.masked_fill(masked, m.task.mask_idx), masked, tokens[masked]
 
 
+def fairseq_model(model):
+    """``model`` with fairseq's own attention and gelu back in place."""
+    fast.install(model, "fairseq")
+    for module in model.modules():
+        if getattr(module, "activation_fn", None) is torch.nn.functional.gelu:
+            module.activation_fn = fairseq_gelu
+    return model
+
+
 def loss_and_grads(model, batch, implementation, train=False, bf16=False, seed=0):
     _, inputs, masked, targets = batch
     model = copy.deepcopy(model).train(train)
-    assert attention.install(model, implementation) == 2  # the tiny size's 2 layers
+    if implementation is None:  # fairseq's model as fairseq builds it
+        model = fairseq_model(model)
+    else:
+        assert fast.install(model, implementation) == 2  # the tiny size's 2 layers
     torch.manual_seed(seed)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model(inputs, masked_tokens=masked)[0]
@@ -38,7 +52,7 @@ def loss_and_grads(model, batch, implementation, train=False, bf16=False, seed=0
 @pytest.mark.parametrize("bf16,tol", [(False, 1e-5), (True, 2e-2)])
 def test_same_loss_and_gradients_as_fairseq_without_dropout(batch, bf16, tol):
     ours, our_grads = loss_and_grads(batch[0], batch, "rcli", bf16=bf16)
-    ref, ref_grads = loss_and_grads(batch[0], batch, "fairseq", bf16=bf16)
+    ref, ref_grads = loss_and_grads(batch[0], batch, None, bf16=bf16)
     assert abs(ours - ref) <= tol * ref, (ours, ref)
     assert our_grads.keys() == ref_grads.keys()
     total = torch.stack([g.norm() for g in ref_grads.values()]).norm()
@@ -52,10 +66,19 @@ def test_attention_dropout_on_cpu_matches_fairseq_in_distribution(batch):
     """Training mode (dropout 0.1 on attention probabilities and activations): the mean loss
     over 12 dropout draws agrees with fairseq's path, and draws differ (dropout is on)."""
     ours = [loss_and_grads(batch[0], batch, "rcli", train=True, seed=s)[0] for s in range(12)]
-    ref = [loss_and_grads(batch[0], batch, "fairseq", train=True, seed=s)[0] for s in range(12)]
+    ref = [loss_and_grads(batch[0], batch, None, train=True, seed=s)[0] for s in range(12)]
     assert len(set(ours)) == 12
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     assert abs(mean(ours) - mean(ref)) <= 0.02 * mean(ref), (mean(ours), mean(ref))
+
+
+def test_torch_gelu_is_fairseqs_gelu_bit_for_bit_under_bf16(batch):
+    """install() swaps fairseq's gelu (an fp32 round trip) for torch's: same bits, loss and
+    gradients, under bf16 autocast where the round trip costs two copies per layer."""
+    gelu_only = loss_and_grads(batch[0], batch, "fairseq", bf16=True)
+    original = loss_and_grads(batch[0], batch, None, bf16=True)
+    assert gelu_only[0] == original[0]
+    assert all(torch.equal(gelu_only[1][n], g) for n, g in original[1].items())
 
 
 def test_unknown_attention_is_a_user_error():
