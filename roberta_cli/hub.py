@@ -84,15 +84,16 @@ class RobertaHub(RobertaHubInterface):
         if fast is None:
             return [self.encode(*s) for s in items]
         encoder, to_dict = fast
-        pieces = iter(encoder.encode_ids([text for s in items for text in s]))
+        rows = encoder.encode_ids([text for s in items for text in s])
+        flat = to_dict[torch.tensor([i for row in rows for i in row], dtype=torch.long)]
+        pieces = iter(flat.split([len(row) for row in rows]))  # one lookup for the batch
         d = self.task.source_dictionary
         bos, eos = torch.tensor([d.bos()]), torch.tensor([d.eos()])
         out = []
         for s in items:
             parts = [bos]
             for k in range(len(s)):  # <s> a </s> </s> b </s>, as RobertaHubInterface.encode
-                parts += [eos] if k else []
-                parts += [to_dict[torch.tensor(next(pieces), dtype=torch.long)], eos]
+                parts += [eos, next(pieces), eos] if k else [next(pieces), eos]
             out.append(torch.cat(parts))
         return out
 
