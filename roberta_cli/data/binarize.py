@@ -19,8 +19,8 @@ lookup, appends </s> to each row (so a document separator is a size-1 item, whic
 ``complete_doc`` break mode reads as a document boundary) and writes ``{split}.bin/.idx`` as
 fairseq's mmap builder does. Pass 1 runs on a pool of ``workers`` processes over fixed-size
 chunks, consumed in order, so the output is byte-identical for any worker count, and only a
-few chunks are in memory at a time. (Unlike fairseq's pipeline no BPE text is written, parsed
-and looked up word by word: that was most of the time.)
+few chunks are in memory at a time. Unlike fairseq's pipeline no BPE text is written, parsed
+and looked up word by word.
 
 Everything is written to a hidden sibling directory that is renamed to ``destdir`` at the end;
 a failure removes it, so a directory that exists is complete.
