@@ -84,3 +84,19 @@ def test_torch_gelu_is_fairseqs_gelu_bit_for_bit_under_bf16(batch):
 def test_unknown_attention_is_a_user_error():
     with pytest.raises(UserError, match="unknown --attention 'flash'"):
         check_config(PretrainingConfig(attention="flash"))
+
+
+def test_dropout_mask_rate_independence_and_seeding():
+    """Two 15-bit draws per 32-bit generator call: each half drops at p, the two halves of
+    one call are independent, and torch.manual_seed reproduces the mask."""
+    torch.manual_seed(3)
+    dropped, scale = fast.dropout_mask((64, 512, 512), 0.1)  # odd shapes are covered below
+    rate = dropped.float().mean().item()
+    assert abs(rate - 0.1) < 5e-4 and scale == pytest.approx(1 / (1 - 3277 / 2**15))
+    pairs = dropped.view(-1, 2).float()  # the low and high half of each draw
+    assert abs(pairs[:, 0].mean() - pairs[:, 1].mean()) < 1e-3
+    assert abs((pairs[:, 0] * pairs[:, 1]).mean() - 0.01) < 3e-4  # joint rate p * p
+    torch.manual_seed(3)
+    assert torch.equal(fast.dropout_mask((64, 512, 512), 0.1)[0], dropped)
+    odd, _ = fast.dropout_mask((3, 5, 7), 0.5)
+    assert odd.shape == (3, 5, 7) and 0 < odd.sum() < 105

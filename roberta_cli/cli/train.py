@@ -194,7 +194,7 @@ def fairseq_argv(o, arch, device, precision, freq, devices):
     p = presets.PRETRAIN
     argv = [
         o.data, "--task", "rcli_mlm", "--arch", arch,
-        "--criterion", "rcli_mlm_nsp" if presets.INPUT_FORMATS[o.input_format]["nsp"] else "masked_lm",
+        "--criterion", "rcli_mlm_nsp" if presets.INPUT_FORMATS[o.input_format]["nsp"] else "rcli_masked_lm",
         "--input-format", o.input_format, "--masking", o.masking,
         "--static-copies", str(o.static_copies),
         "--sample-break-mode", o.sample_break_mode, "--tokens-per-sample", str(o.tokens_per_sample),

@@ -4,32 +4,27 @@ segment-pair and sentence-pair input formats of ``rcli_mlm``:
     fairseq-train data-bin/books --user-dir roberta_cli --task rcli_mlm \\
         --input-format segment-pair --criterion rcli_mlm_nsp --arch rcli_tiny ...
 
-One encoder pass feeds both heads: the LM head on the masked positions and the ``nsp`` head
-(fairseq's RobertaClassificationHead, on ``<s>``). The optimised loss is mean MLM loss + mean
-NSP loss (as BERT's); the logged ``loss``/``ppl`` are the MLM part alone, so validation
-perplexity compares across input formats; ``nsp_loss`` and ``nsp_accuracy`` (%) are logged too.
+One encoder pass feeds both heads: the LM head on the masked positions (rcli_masked_lm's
+loss) and the ``nsp`` head (fairseq's RobertaClassificationHead, on ``<s>``). The optimised
+loss is mean MLM loss + mean NSP loss (as BERT's); the logged ``loss``/``ppl`` are the MLM part
+alone, so validation perplexity compares across input formats; ``nsp_loss`` and
+``nsp_accuracy`` (%) are logged too.
 """
 import math
 
 import torch
-from fairseq import metrics, modules
+from fairseq import metrics
 from fairseq.criterions import register_criterion
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 
+from roberta_cli.criterions.masked_lm import RcliMaskedLmLoss
 from roberta_cli.presets import NSP_HEAD
 
 
 @register_criterion("rcli_mlm_nsp", dataclass=MaskedLmConfig)
-class MlmNspLoss(MaskedLmLoss):
+class MlmNspLoss(RcliMaskedLmLoss):
     def forward(self, model, sample, reduce=True):
-        masked = sample["target"].ne(self.padding_idx)
-        sample_size = masked.int().sum()
-        features, _ = model.encoder.extract_features(sample["net_input"]["src_tokens"])
-        project = masked if masked.any() else None  # rare: nothing masked, project all
-        logits = model.encoder.output_layer(features, masked_tokens=project)
-        targets = sample["target"] if project is None else sample["target"][project]
-        mlm = modules.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1),
-                                    reduction="sum", ignore_index=self.padding_idx)
+        features, mlm, sample_size = self.mlm(model, sample)
         nsp_logits = model.classification_heads[NSP_HEAD](features).float()
         nsp_target = sample["nsp_target"].view(-1)
         nsp = torch.nn.functional.cross_entropy(nsp_logits, nsp_target, reduction="sum")

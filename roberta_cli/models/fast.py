@@ -8,9 +8,11 @@ Attention. fairseq 0.12.2 hands attention to torch's F.multi_head_attention_forw
 scaled_dot_product_attention. On a GPU that is the flash / memory-efficient kernels, dropout
 included, and we call it directly. On a CPU with attention dropout (RoBERTa's 0.1) torch has no
 fused kernel and falls back to its math path; the same math written out here (scores and
-softmax in the autocast dtype, F.dropout, one matmul) takes 192 ms instead of 338 ms for the
-forward and backward of one rcli_small self-attention (projections included) at 8 x 512 tokens
-under bf16 autocast, 1 CPU thread. Without dropout (eval, or --attention-dropout 0) the CPU
+softmax in the autocast dtype, one matmul) takes 192 ms instead of 338 ms for the forward and
+backward of one rcli_small self-attention (projections included) at 8 x 512 tokens under bf16
+autocast, 1 CPU thread. Its dropout mask takes two 15-bit draws from each 32-bit number of
+torch's generator (dropout_mask); F.dropout's bernoulli_ draws one per element and was a fifth
+of that attention's time. Without dropout (eval, or --attention-dropout 0) the CPU
 also gets scaled_dot_product_attention and its flash kernel.
 
 GELU. fairseq's gelu is F.gelu(x.float()).type_as(x): under bf16 autocast two full copies of
@@ -20,6 +22,7 @@ backward for rcli_small's 8 x 512 x 1024 activations.
 
 tests/test_fast.py compares losses and gradients with fairseq's paths.
 """
+import math
 import types
 
 import torch
@@ -28,6 +31,20 @@ from fairseq.modules.gelu import gelu as fairseq_gelu
 from fairseq.modules.multihead_attention import MultiheadAttention
 
 ATTENTION = ("rcli", "fairseq")  # --attention choices
+
+
+def dropout_mask(shape, p):
+    """Dropout's mask for a CPU tensor of ``shape``: True where dropped, with probability
+    round(p * 2**15) / 2**15 (0.100006 for 0.1), and the keep scale 1 / (1 - that).
+
+    torch's int32 random_() is uniform on [0, 2**31): each 32-bit draw of its CPU generator
+    (seeded as usual) gives two independent 15-bit uniforms, bits 0-14 and 16-30. Half the
+    generator calls of bernoulli_, which draws one number per element."""
+    numel = math.prod(shape)
+    halves = torch.empty((numel + 1) // 2, dtype=torch.int32).random_().view(torch.int16)
+    drop = round(p * 2**15)
+    dropped = halves[:numel].bitwise_and_(2**15 - 1) < drop
+    return dropped.view(shape), 2**15 / (2**15 - drop)
 
 
 def self_attention(self, query, key=None, value=None, key_padding_mask=None,
@@ -56,7 +73,8 @@ def self_attention(self, query, key=None, value=None, key_padding_mask=None,
             # fp32 and rounds once, the same probabilities as autocast's fp32 softmax + cast
             # and 1.6x faster than it (no fp32 copy of the B x H x T x T scores)
             probs = torch.softmax(scores, dim=-1)
-        out = torch.matmul(F.dropout(probs, p, training=True), v)
+        dropped, scale = dropout_mask(probs.shape, p)
+        out = torch.matmul(probs.masked_fill(dropped, 0), v) * scale  # scale T/d times fewer
     else:
         keep = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :].bool()
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)

@@ -1,0 +1,60 @@
+"""roberta_cli.criterions.masked_lm: rcli_masked_lm gives fairseq's masked_lm loss and
+gradients, on the tiny model roberta-train pretrained and a real masked WikiText-2 batch."""
+import copy
+
+import pytest
+import torch
+from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
+
+from roberta_cli import hub
+from roberta_cli.criterions.masked_lm import RcliMaskedLmLoss
+
+
+@pytest.fixture(scope="module")
+def model_and_sample(tiny_run, shared_data):
+    m = hub.from_pretrained(tiny_run)
+    with open(shared_data / "wikitext-2-raw/wiki.valid.raw", encoding="utf-8") as f:
+        lines = [ln.strip() for ln in f if len(ln.split()) > 5][:8]
+    tokens = m._pad([t[:64] for t in m.encode_batch(lines)])
+    pad = m.task.source_dictionary.pad()
+    masked = (torch.rand(tokens.shape, generator=torch.Generator().manual_seed(0)) < 0.15)
+    masked &= tokens > 3
+    sample = {"net_input": {"src_tokens": tokens.masked_fill(masked, m.task.mask_idx)},
+              "target": tokens.masked_fill(~masked, pad),
+              "ntokens": int(masked.sum()), "nsentences": len(lines)}
+    return m.model, m.task, sample
+
+
+def loss_and_grads(criterion_class, model, task, sample, bf16):
+    model = copy.deepcopy(model).eval()  # no dropout: the same function twice
+    criterion = criterion_class(MaskedLmConfig(), task)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss, sample_size, log = criterion(model, sample)
+    loss.backward()
+    assert loss.dtype == torch.float32 and log["loss"] == loss.item()
+    return loss.item(), sample_size, {n: p.grad for n, p in model.named_parameters()
+                                      if p.grad is not None}
+
+
+@pytest.mark.parametrize("bf16,tol", [(False, 1e-6), (True, 2e-3)])
+def test_same_loss_and_gradients_as_fairseq_masked_lm(model_and_sample, bf16, tol):
+    ours, size, grads = loss_and_grads(RcliMaskedLmLoss, *model_and_sample, bf16)
+    ref, ref_size, ref_grads = loss_and_grads(MaskedLmLoss, *model_and_sample, bf16)
+    assert size == ref_size > 0
+    assert abs(ours - ref) <= tol * ref, (ours, ref)
+    assert grads.keys() == ref_grads.keys()
+    total = torch.stack([g.norm() for g in ref_grads.values()]).norm()
+    rel = 0.02 if bf16 else 1e-4
+    for name, g in ref_grads.items():  # (k_proj.bias: exactly 0 in theory, rounding in practice)
+        err = (grads[name] - g).norm()
+        assert err <= rel * g.norm() + 1e-3 * rel * total, (name, err.item(), g.norm().item())
+
+
+def test_nothing_masked_projects_every_token_like_fairseq(model_and_sample):
+    """fairseq's rare case: no masked token, so every position is projected and the padding
+    targets are ignored: a loss of 0, as masked_lm's."""
+    model, task, sample = model_and_sample
+    empty = dict(sample, target=torch.full_like(sample["target"], task.source_dictionary.pad()))
+    ours, size, _ = loss_and_grads(RcliMaskedLmLoss, model, task, empty, bf16=True)
+    ref, ref_size, _ = loss_and_grads(MaskedLmLoss, model, task, empty, bf16=True)
+    assert ours == ref == 0.0 and size == ref_size == 0
