@@ -1,5 +1,6 @@
 """roberta_cli.criterions.masked_lm: rcli_masked_lm gives fairseq's masked_lm loss and
-gradients, on the tiny model roberta-train pretrained and a real masked WikiText-2 batch."""
+gradients, on the tiny model roberta-train pretrained and a real masked WikiText-2 batch;
+its blocked cross-entropy against torch's."""
 import copy
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 
 from roberta_cli import hub
-from roberta_cli.criterions.masked_lm import RcliMaskedLmLoss
+from roberta_cli.criterions.masked_lm import RcliMaskedLmLoss, token_loss
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def model_and_sample(tiny_run, shared_data):
 
 def loss_and_grads(criterion_class, model, task, sample, bf16):
     model = copy.deepcopy(model).eval()  # no dropout: the same function twice
-    criterion = criterion_class(MaskedLmConfig(), task)
+    criterion = criterion_class(MaskedLmConfig(tpu=False), task)  # (the default is a ${...} string)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         loss, sample_size, log = criterion(model, sample)
     loss.backward()
@@ -36,7 +37,7 @@ def loss_and_grads(criterion_class, model, task, sample, bf16):
                                       if p.grad is not None}
 
 
-@pytest.mark.parametrize("bf16,tol", [(False, 1e-6), (True, 2e-3)])
+@pytest.mark.parametrize("bf16,tol", [(False, 1e-6), (True, 1e-5)])
 def test_same_loss_and_gradients_as_fairseq_masked_lm(model_and_sample, bf16, tol):
     ours, size, grads = loss_and_grads(RcliMaskedLmLoss, *model_and_sample, bf16)
     ref, ref_size, ref_grads = loss_and_grads(MaskedLmLoss, *model_and_sample, bf16)
@@ -44,7 +45,7 @@ def test_same_loss_and_gradients_as_fairseq_masked_lm(model_and_sample, bf16, to
     assert abs(ours - ref) <= tol * ref, (ours, ref)
     assert grads.keys() == ref_grads.keys()
     total = torch.stack([g.norm() for g in ref_grads.values()]).norm()
-    rel = 0.02 if bf16 else 1e-4
+    rel = 0.01 if bf16 else 1e-4
     for name, g in ref_grads.items():  # (k_proj.bias: exactly 0 in theory, rounding in practice)
         err = (grads[name] - g).norm()
         assert err <= rel * g.norm() + 1e-3 * rel * total, (name, err.item(), g.norm().item())
@@ -58,3 +59,23 @@ def test_nothing_masked_projects_every_token_like_fairseq(model_and_sample):
     ours, size, _ = loss_and_grads(RcliMaskedLmLoss, model, task, empty, bf16=True)
     ref, ref_size, _ = loss_and_grads(MaskedLmLoss, model, task, empty, bf16=True)
     assert ours == ref == 0.0 and size == ref_size == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_blocked_cross_entropy_is_torchs(dtype, monkeypatch):
+    """Several row blocks (a small block size), an ignored target, logits left untouched."""
+    import roberta_cli.criterions.masked_lm as masked_lm
+    monkeypatch.setattr(masked_lm, "BLOCK_ELEMENTS", (3 * 1000 + 7, 3 * 1000 + 7))
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(20, 1000, generator=g) * 4).to(dtype)
+    targets = torch.randint(0, 1000, (20,), generator=g)
+    targets[[2, 9]] = 1  # ignore_index
+    ours_in, ref_in = logits.clone().requires_grad_(), logits.float().requires_grad_()
+    ours = token_loss(ours_in, targets, ignore_index=1)
+    ref = torch.nn.functional.cross_entropy(ref_in, targets, ignore_index=1, reduction="sum")
+    ours.backward(), ref.backward()
+    assert ours.dtype == torch.float32 and torch.equal(ours_in.detach(), logits)
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-4)
+    assert ours_in.grad.dtype == dtype and not ours_in.grad[[2, 9]].any()
+    tol = 1e-6 if dtype == torch.float32 else 4e-3  # one bf16 rounding of values <= 1
+    torch.testing.assert_close(ours_in.grad.float(), ref_in.grad, rtol=0, atol=tol)

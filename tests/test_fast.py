@@ -26,20 +26,25 @@ def batch(tiny_run, shared_data):
 
 
 def fairseq_model(model):
-    """``model`` with fairseq's own attention and gelu back in place."""
+    """``model`` with fairseq's own attention, gelu and LM head back in place."""
     fast.install(model, "fairseq")
     for module in model.modules():
         if getattr(module, "activation_fn", None) is torch.nn.functional.gelu:
             module.activation_fn = fairseq_gelu
+        module.__dict__.pop("forward", None)
     return model
 
 
 def loss_and_grads(model, batch, implementation, train=False, bf16=False, seed=0):
     _, inputs, masked, targets = batch
     model = copy.deepcopy(model).train(train)
-    if implementation is None:  # fairseq's model as fairseq builds it
+    if implementation in (None, "gelu"):  # fairseq's model as fairseq builds it
         model = fairseq_model(model)
-    else:
+    if implementation == "gelu":  # and torch's GELU alone
+        for module in model.modules():
+            if getattr(module, "activation_fn", None) is fairseq_gelu:
+                module.activation_fn = torch.nn.functional.gelu
+    elif implementation == "rcli":
         assert fast.install(model, implementation) == 2  # the tiny size's 2 layers
     torch.manual_seed(seed)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -75,7 +80,7 @@ def test_attention_dropout_on_cpu_matches_fairseq_in_distribution(batch):
 def test_torch_gelu_is_fairseqs_gelu_bit_for_bit_under_bf16(batch):
     """install() swaps fairseq's gelu (an fp32 round trip) for torch's: same bits, loss and
     gradients, under bf16 autocast where the round trip costs two copies per layer."""
-    gelu_only = loss_and_grads(batch[0], batch, "fairseq", bf16=True)
+    gelu_only = loss_and_grads(batch[0], batch, "gelu", bf16=True)
     original = loss_and_grads(batch[0], batch, None, bf16=True)
     assert gelu_only[0] == original[0]
     assert all(torch.equal(gelu_only[1][n], g) for n, g in original[1].items())
@@ -100,3 +105,14 @@ def test_dropout_mask_rate_independence_and_seeding():
     assert torch.equal(fast.dropout_mask((64, 512, 512), 0.1)[0], dropped)
     odd, _ = fast.dropout_mask((3, 5, 7), 0.5)
     assert odd.shape == (3, 5, 7) and 0 < odd.sum() < 105
+
+
+def test_lm_head_logits_stay_bf16_under_autocast(batch):
+    """fairseq's LM head adds its bias outside the linear and promotes the (masked tokens x
+    vocabulary) logits to fp32; install() keeps them bf16 (the loss test above: same function)."""
+    model, inputs, masked, _ = batch
+    dtypes = []
+    for make in (lambda m: fast.install(m, "rcli") and m, fairseq_model):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            dtypes.append(make(copy.deepcopy(model)).eval()(inputs, masked_tokens=masked)[0].dtype)
+    assert dtypes == [torch.bfloat16, torch.float32]

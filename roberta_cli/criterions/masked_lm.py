@@ -1,27 +1,64 @@
-"""``rcli_masked_lm``: fairseq's masked_lm criterion with the LM head's cross-entropy taken in
-the logits' dtype (bf16 under autocast), summed in fp32; roberta-train's default:
+"""``rcli_masked_lm``: fairseq's masked_lm criterion with a blocked cross-entropy; roberta-train's
+default:
 
     fairseq-train data-bin/books --user-dir roberta_cli --task rcli_mlm \\
         --criterion rcli_masked_lm --arch rcli_tiny ...
 
-fairseq's modules.cross_entropy casts the (masked tokens x 50K) logits to an fp32 log-softmax:
-on a CPU under bf16 autocast 31M fp32 values each way per rcli_small 8 x 512 batch, 390 ms of
-forward and backward against 180 ms for torch's bf16 log_softmax, which accumulates in fp32 and
-rounds once. The per-token losses carry bf16's rounding (2^-9 relative, unbiased), their sum is
-fp32; in fp32 training both are fairseq's numbers exactly. tests/test_criterions.py compares
-loss and gradients with masked_lm.
+fairseq's modules.cross_entropy on a CPU (and on a GPU without apex) takes an fp32 log-softmax
+of the whole (masked tokens x 50K) logits, then nll_loss, whose backward scatters into a dense
+zero matrix: for rcli_small's 8 x 512 batch under bf16 autocast, 31M values written and read
+back several times: 345 ms of forward and backward on 1 CPU thread. The same fp32 arithmetic
+done one cache-sized block of rows at a time (log-softmax forward; softmax - one-hot backward,
+recomputed and written straight in the logits' dtype) takes 100 ms (125 ms with fp32 logits,
+against 230) and gives fairseq's loss (to fp32 rounding) and gradients (to one rounding in the
+logits' dtype). tests/test_criterions.py compares both with masked_lm.
 """
-import torch.nn.functional as F
+import torch
 from fairseq.criterions import register_criterion
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
+
+BLOCK_ELEMENTS = (2**18, 2**26)  # logits per block of rows: (CPU, CUDA)
 
 
 def token_loss(logits, targets, ignore_index):
     """Summed cross-entropy of ``targets`` under ``logits`` (tokens x vocabulary), in fp32."""
-    lprobs = F.log_softmax(logits, dim=-1)  # logits' dtype: no fp32 copy of the whole matrix
-    # gather, not F.nll_loss: autocast would cast all of lprobs to fp32 for nll_loss
-    nll = -lprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
+    nll = _CrossEntropy.apply(logits, targets)
     return nll.masked_fill(targets.eq(ignore_index), 0.0).sum()
+
+
+class _CrossEntropy(torch.autograd.Function):
+    """Per-token cross-entropy (fp32) of ``logits`` in any dtype: fp32 log-softmax over blocks of
+    rows small enough to stay in cache, and the gradient, softmax - one-hot, recomputed the same
+    way and written straight in the logits' dtype."""
+
+    @staticmethod
+    def forward(ctx, logits, targets):
+        ctx.save_for_backward(logits, targets)
+        with torch.autocast(logits.device.type, enabled=False):
+            return torch.cat([
+                -torch.log_softmax(rows.float(), dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+                for rows, ids in zip(_blocks(logits), _blocks(targets, logits.size(-1)))])
+
+    @staticmethod
+    def backward(ctx, grad_nll):
+        logits, targets = ctx.saved_tensors
+        grad = torch.empty_like(logits)
+        vocab = logits.size(-1)
+        with torch.autocast(logits.device.type, enabled=False):
+            for rows, ids, g, out in zip(_blocks(logits), _blocks(targets, vocab),
+                                         _blocks(grad_nll, vocab), _blocks(grad)):
+                p = torch.softmax(rows, dim=-1, dtype=torch.float32)
+                p[torch.arange(len(ids), device=p.device), ids] -= 1
+                out.copy_(p.mul_(g.unsqueeze(-1)))
+        return grad, None
+
+
+def _blocks(tensor, vocab=None):
+    """Blocks of rows of a (tokens x vocab) matrix, or the matching pieces of a per-token
+    vector: BLOCK_ELEMENTS logits each (1 MB of fp32 on a CPU, its L2 cache; more on a GPU,
+    fewer kernel launches)."""
+    per_block = BLOCK_ELEMENTS[tensor.device.type == "cuda"]
+    return torch.split(tensor, max(1, per_block // (vocab or tensor.size(-1))))
 
 
 @register_criterion("rcli_masked_lm", dataclass=MaskedLmConfig)

@@ -28,6 +28,7 @@ import types
 import torch
 import torch.nn.functional as F
 from fairseq.modules.gelu import gelu as fairseq_gelu
+from fairseq.models.roberta.model import RobertaLMHead
 from fairseq.modules.multihead_attention import MultiheadAttention
 
 ATTENTION = ("rcli", "fairseq")  # --attention choices
@@ -66,15 +67,15 @@ def self_attention(self, query, key=None, value=None, key_padding_mask=None,
     p = self.dropout_module.p if self.training else 0.0
     if p > 0 and query.device.type == "cpu":
         scores = torch.matmul(q * self.scaling, k.transpose(-1, -2))
-        if key_padding_mask is not None:
-            scores = scores.masked_fill(key_padding_mask[:, None, None, :].bool(), float("-inf"))
+        if key_padding_mask is not None:  # (torch.where: one pass; masked_fill clones first)
+            scores = torch.where(key_padding_mask[:, None, None, :].bool(), float("-inf"), scores)
         with torch.autocast(query.device.type, enabled=False):
             # in the scores' dtype (bf16 under autocast): torch's CPU softmax accumulates in
             # fp32 and rounds once, the same probabilities as autocast's fp32 softmax + cast
             # and 1.6x faster than it (no fp32 copy of the B x H x T x T scores)
             probs = torch.softmax(scores, dim=-1)
         dropped, scale = dropout_mask(probs.shape, p)
-        out = torch.matmul(probs.masked_fill(dropped, 0), v) * scale  # scale T/d times fewer
+        out = torch.matmul(torch.where(dropped, 0.0, probs), v) * scale  # scale: T/d x fewer
     else:
         keep = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :].bool()
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
@@ -82,15 +83,26 @@ def self_attention(self, query, key=None, value=None, key_padding_mask=None,
     return self.out_proj(out), None
 
 
+def lm_head(self, features, masked_tokens=None, **kwargs):
+    """RobertaLMHead.forward with the output bias inside the linear: under autocast the logits
+    stay bf16 (fairseq's ``F.linear(x, w) + b`` promotes them to fp32)."""
+    if masked_tokens is not None:
+        features = features[masked_tokens, :]
+    x = self.layer_norm(self.activation_fn(self.dense(features)))
+    return F.linear(x, self.weight, self.bias)
+
+
 def install(model, attention="rcli"):
-    """Use ``attention`` for every encoder self-attention of ``model``, and torch's GELU where
-    fairseq's gelu is; returns how many self-attentions."""
+    """Use ``attention`` for every encoder self-attention of ``model``, torch's GELU where
+    fairseq's gelu is, and bf16 logits in the LM head; returns how many self-attentions."""
     if attention not in ATTENTION:
         raise ValueError(f"attention {attention!r} is not one of {ATTENTION}")
     count = 0
     for module in model.modules():
         if getattr(module, "activation_fn", None) is fairseq_gelu:
             module.activation_fn = F.gelu
+        if isinstance(module, RobertaLMHead):
+            module.forward = types.MethodType(lm_head, module)
         if isinstance(module, MultiheadAttention) and module.self_attention:
             if attention == "rcli":
                 module.forward = types.MethodType(self_attention, module)
