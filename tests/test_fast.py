@@ -116,3 +116,16 @@ def test_lm_head_logits_stay_bf16_under_autocast(batch):
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             dtypes.append(make(copy.deepcopy(model)).eval()(inputs, masked_tokens=masked)[0].dtype)
     assert dtypes == [torch.bfloat16, torch.float32]
+
+
+def test_hidden_state_dropout_rate_and_scale():
+    """install() gives fairseq's dropout modules dropout_mask's random numbers: zeros at rate p,
+    the rest scaled so the mean is kept; identity in eval."""
+    from fairseq.modules.fairseq_dropout import FairseqDropout
+    layer = torch.nn.Sequential(FairseqDropout(0.1))
+    fast.install(layer)
+    x = torch.ones(256, 8, 512, dtype=torch.bfloat16)
+    y = layer.train()(x)
+    assert y.dtype == torch.bfloat16 and abs((y == 0).float().mean().item() - 0.1) < 3e-3
+    assert set(y.unique().tolist()) == {0.0, torch.tensor(1 / (1 - 3277 / 2**15)).bfloat16().item()}
+    assert torch.equal(layer.eval()(x), x)

@@ -27,6 +27,7 @@ import types
 
 import torch
 import torch.nn.functional as F
+from fairseq.modules.fairseq_dropout import FairseqDropout
 from fairseq.modules.gelu import gelu as fairseq_gelu
 from fairseq.models.roberta.model import RobertaLMHead
 from fairseq.modules.multihead_attention import MultiheadAttention
@@ -67,20 +68,31 @@ def self_attention(self, query, key=None, value=None, key_padding_mask=None,
     p = self.dropout_module.p if self.training else 0.0
     if p > 0 and query.device.type == "cpu":
         scores = torch.matmul(q * self.scaling, k.transpose(-1, -2))
-        if key_padding_mask is not None:  # (torch.where: one pass; masked_fill clones first)
-            scores = torch.where(key_padding_mask[:, None, None, :].bool(), float("-inf"), scores)
+        if key_padding_mask is not None:  # an additive B x 1 x 1 x T bias: 3x masked_fill's speed
+            bias = scores.new_zeros(key_padding_mask.shape)
+            scores = scores + bias.masked_fill_(key_padding_mask.bool(), float("-inf"))[:, None, None]
         with torch.autocast(query.device.type, enabled=False):
             # in the scores' dtype (bf16 under autocast): torch's CPU softmax accumulates in
             # fp32 and rounds once, the same probabilities as autocast's fp32 softmax + cast
             # and 1.6x faster than it (no fp32 copy of the B x H x T x T scores)
             probs = torch.softmax(scores, dim=-1)
         dropped, scale = dropout_mask(probs.shape, p)
-        out = torch.matmul(torch.where(dropped, 0.0, probs), v) * scale  # scale: T/d x fewer
+        kept = torch.where(dropped, probs.new_zeros(()), probs)  # (a Python 0 costs a cast)
+        out = torch.matmul(kept, v) * scale  # scaling the output: T/d times fewer values
     else:
         keep = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :].bool()
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
     out = out.permute(2, 0, 1, 3).reshape(length, batch, dim)
     return self.out_proj(out), None
+
+
+def dropout(self, x, inplace=False):
+    """FairseqDropout.forward, with dropout_mask's random numbers when training on a CPU
+    (bernoulli_ took 5.5 ns per element; the hidden states' 9 dropouts of a rcli_small step)."""
+    if self.p > 0 and self.training and x.device.type == "cpu":
+        dropped, scale = dropout_mask(x.shape, self.p)
+        return torch.where(dropped, x.new_zeros(()), x * scale)
+    return FairseqDropout.forward(self, x, inplace)
 
 
 def lm_head(self, features, masked_tokens=None, **kwargs):
@@ -93,8 +105,9 @@ def lm_head(self, features, masked_tokens=None, **kwargs):
 
 
 def install(model, attention="rcli"):
-    """Use ``attention`` for every encoder self-attention of ``model``, torch's GELU where
-    fairseq's gelu is, and bf16 logits in the LM head; returns how many self-attentions."""
+    """Use ``attention`` for every encoder self-attention of ``model``; torch's GELU where
+    fairseq's gelu is, bf16 logits in the LM head and dropout_mask in every dropout, whatever
+    ``attention``; returns how many self-attentions."""
     if attention not in ATTENTION:
         raise ValueError(f"attention {attention!r} is not one of {ATTENTION}")
     count = 0
@@ -103,6 +116,8 @@ def install(model, attention="rcli"):
             module.activation_fn = F.gelu
         if isinstance(module, RobertaLMHead):
             module.forward = types.MethodType(lm_head, module)
+        if isinstance(module, FairseqDropout):
+            module.forward = types.MethodType(dropout, module)
         if isinstance(module, MultiheadAttention) and module.self_attention:
             if attention == "rcli":
                 module.forward = types.MethodType(self_attention, module)
