@@ -92,15 +92,16 @@ def test_unknown_attention_is_a_user_error():
 
 
 def test_dropout_mask_rate_independence_and_seeding():
-    """Two 15-bit draws per 32-bit generator call: each half drops at p, the two halves of
-    one call are independent, and torch.manual_seed reproduces the mask."""
+    """Four 15-bit uniforms per 64-bit draw: each drops at p, the four of one draw are
+    independent, and torch.manual_seed reproduces the mask."""
     torch.manual_seed(3)
     dropped, scale = fast.dropout_mask((64, 512, 512), 0.1)  # odd shapes are covered below
     rate = dropped.float().mean().item()
     assert abs(rate - 0.1) < 5e-4 and scale == pytest.approx(1 / (1 - 3277 / 2**15))
-    pairs = dropped.view(-1, 2).float()  # the low and high half of each draw
-    assert abs(pairs[:, 0].mean() - pairs[:, 1].mean()) < 1e-3
-    assert abs((pairs[:, 0] * pairs[:, 1]).mean() - 0.01) < 3e-4  # joint rate p * p
+    quarters = dropped.view(-1, 4).float()  # the four 16-bit pieces of each 64-bit draw
+    assert (quarters.mean(0) - 0.1).abs().max() < 1e-3
+    for i, j in ((0, 1), (1, 2), (2, 3), (0, 3)):  # independent: joint rate p * p
+        assert abs((quarters[:, i] * quarters[:, j]).mean() - 0.01) < 3e-4
     torch.manual_seed(3)
     assert torch.equal(fast.dropout_mask((64, 512, 512), 0.1)[0], dropped)
     odd, _ = fast.dropout_mask((3, 5, 7), 0.5)
