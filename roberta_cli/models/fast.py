@@ -1,24 +1,31 @@
 """Faster training paths for fairseq's RoBERTa encoder that keep its parameters (checkpoints
 unchanged) and its function. The rcli_mlm task installs them on the models it builds:
 
-    roberta-train data-bin/books ...                          # rcli attention (the default)
+    roberta-train data-bin/books ...                          # all of them (the default)
     roberta-train data-bin/books ... -- --attention fairseq   # fairseq's attention, to compare
 
 Attention. fairseq 0.12.2 hands attention to torch's F.multi_head_attention_forward, i.e.
 scaled_dot_product_attention. On a GPU that is the flash / memory-efficient kernels, dropout
 included, and we call it directly. On a CPU with attention dropout (RoBERTa's 0.1) torch has no
-fused kernel and falls back to its math path; the same math written out here (scores and
-softmax in the autocast dtype, one matmul) takes 192 ms instead of 338 ms for the forward and
-backward of one rcli_small self-attention (projections included) at 8 x 512 tokens under bf16
-autocast, 1 CPU thread. Its dropout mask takes two 15-bit draws from each 32-bit number of
-torch's generator (dropout_mask); F.dropout's bernoulli_ draws one per element and was a fifth
-of that attention's time. Without dropout (eval, or --attention-dropout 0) the CPU
-also gets scaled_dot_product_attention and its flash kernel.
+fused kernel and falls back to its math path; the same math written out here (one baddbmm for
+scale, scores and padding bias; softmax in the autocast dtype; one matmul) took 192 ms instead
+of 338 ms for the forward and backward of one rcli_small self-attention (projections included)
+at 8 x 512 tokens under bf16 autocast, 1 CPU thread, before the dropout mask below. Without
+dropout (eval, or --attention-dropout 0) the CPU also gets scaled_dot_product_attention.
+
+Dropout. F.dropout's bernoulli_ draws one random number per element (5.5 ns each on this CPU):
+a fifth of that attention's time. dropout_mask takes four 15-bit uniforms from each 64-bit draw
+of the same generator; it serves the attention probabilities and fairseq's dropout modules,
+on a CPU in training (GPUs keep F.dropout's fused kernel).
 
 GELU. fairseq's gelu is F.gelu(x.float()).type_as(x): under bf16 autocast two full copies of
 the feed-forward activations per layer. torch's own bf16 GELU computes in fp32 internally and
 rounds once: the same values and gradients, bit for bit, 8.4 ms instead of 20-25 ms forward and
 backward for rcli_small's 8 x 512 x 1024 activations.
+
+LM head. fairseq adds the output bias after the linear, which promotes the (masked tokens x
+50K) logits to fp32 under autocast; the bias goes inside the linear here, so they stay bf16
+for rcli_masked_lm's blocked cross-entropy.
 
 tests/test_fast.py compares losses and gradients with fairseq's paths.
 """
