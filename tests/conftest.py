@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # console scripts of the environment running the tests
@@ -80,3 +81,13 @@ def wiki_sentences_bin(shared_data, tmp_path_factory):
             "--destdir", out, "--bpe", "gpt2", "--gpt2-dir", shared_data / "gpt2_bpe",
             "--doc-boundary", "blank-line", "--split-sentences", "--workers", "2", "--quiet")
     return out
+
+
+def masked_wiki_batch(hub_model, shared_data, lines, min_words):
+    """The first ``lines`` WikiText-2 valid paragraphs of more than ``min_words`` words, cut
+    to 64 tokens and padded, with a fixed 15% of their real tokens masked: (tokens, masked)."""
+    with open(shared_data / "wikitext-2-raw/wiki.valid.raw", encoding="utf-8") as f:
+        text = [ln.strip() for ln in f if len(ln.split()) > min_words][:lines]
+    tokens = hub_model._pad([t[:64] for t in hub_model.encode_batch(text)])
+    g = torch.Generator().manual_seed(0)
+    return tokens, (torch.rand(tokens.shape, generator=g) < 0.15) & (tokens > 3)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 
+from conftest import masked_wiki_batch
 from roberta_cli import hub
 from roberta_cli.criterions.masked_lm import RcliMaskedLmLoss, token_loss
 
@@ -14,15 +15,11 @@ from roberta_cli.criterions.masked_lm import RcliMaskedLmLoss, token_loss
 @pytest.fixture(scope="module")
 def model_and_sample(tiny_run, shared_data):
     m = hub.from_pretrained(tiny_run)
-    with open(shared_data / "wikitext-2-raw/wiki.valid.raw", encoding="utf-8") as f:
-        lines = [ln.strip() for ln in f if len(ln.split()) > 5][:8]
-    tokens = m._pad([t[:64] for t in m.encode_batch(lines)])
+    tokens, masked = masked_wiki_batch(m, shared_data, lines=8, min_words=5)
     pad = m.task.source_dictionary.pad()
-    masked = (torch.rand(tokens.shape, generator=torch.Generator().manual_seed(0)) < 0.15)
-    masked &= tokens > 3
     sample = {"net_input": {"src_tokens": tokens.masked_fill(masked, m.task.mask_idx)},
               "target": tokens.masked_fill(~masked, pad),
-              "ntokens": int(masked.sum()), "nsentences": len(lines)}
+              "ntokens": int(masked.sum()), "nsentences": len(tokens)}
     return m.model, m.task, sample
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fairseq.modules.gelu import gelu as fairseq_gelu
+from conftest import masked_wiki_batch
 from roberta_cli import hub
 from roberta_cli.errors import UserError
 from roberta_cli.models import fast
@@ -16,12 +17,8 @@ from roberta_cli.tasks.pretraining import PretrainingConfig, check_config
 @pytest.fixture(scope="module")
 def batch(tiny_run, shared_data):
     m = hub.from_pretrained(tiny_run)
-    with open(shared_data / "wikitext-2-raw/wiki.valid.raw", encoding="utf-8") as f:
-        lines = [ln.strip() for ln in f if len(ln.split()) > 5][:12]
-    tokens = m._pad([t[:64] for t in m.encode_batch(lines)])  # lengths differ: real padding
-    assert (tokens == m.task.source_dictionary.pad()).any()
-    g = torch.Generator().manual_seed(0)
-    masked = (torch.rand(tokens.shape, generator=g) < 0.15) & (tokens > 3)
+    tokens, masked = masked_wiki_batch(m, shared_data, lines=12, min_words=5)
+    assert (tokens == m.task.source_dictionary.pad()).any()  # lengths differ: real padding
     return m.model, tokens.masked_fill(masked, m.task.mask_idx), masked, tokens[masked]
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from fairseq.optim.adam import FairseqAdam, FairseqAdamConfig
+from conftest import masked_wiki_batch
 from roberta_cli import hub
 from roberta_cli.optim import RcliAdam, RcliAdamConfig
 
@@ -15,11 +16,7 @@ SETTINGS = dict(lr=[1e-3], adam_betas="(0.9,0.98)", adam_eps=1e-6, weight_decay=
 def batch(tiny_run, shared_data):
     """The tiny pretrained model and a fixed masked batch of 16 WikiText-2 paragraphs."""
     m = hub.from_pretrained(tiny_run)
-    with open(shared_data / "wikitext-2-raw/wiki.valid.raw", encoding="utf-8") as f:
-        lines = [ln.strip() for ln in f if len(ln.split()) > 20][:16]
-    tokens = m._pad([t[:64] for t in m.encode_batch(lines)])
-    g = torch.Generator().manual_seed(0)
-    masked = (torch.rand(tokens.shape, generator=g) < 0.15) & (tokens > 3)
+    tokens, masked = masked_wiki_batch(m, shared_data, lines=16, min_words=20)
     return m.model, tokens.masked_fill(masked, m.task.mask_idx), masked, tokens[masked]
 
 
