@@ -91,3 +91,13 @@ def masked_wiki_batch(hub_model, shared_data, lines, min_words):
     tokens = hub_model._pad([t[:64] for t in hub_model.encode_batch(text)])
     g = torch.Generator().manual_seed(0)
     return tokens, (torch.rand(tokens.shape, generator=g) < 0.15) & (tokens > 3)
+
+
+def assert_grads_close(grads, ref_grads, rel):
+    """The same parameters got gradients, each within ``rel`` of the reference's norm (plus a
+    sliver of the total norm: k_proj.bias's is 0 in theory, rounding in practice)."""
+    assert grads.keys() == ref_grads.keys()
+    total = torch.stack([g.norm() for g in ref_grads.values()]).norm()
+    for name, g in ref_grads.items():
+        err = (grads[name] - g).norm()
+        assert err <= rel * g.norm() + 1e-3 * rel * total, (name, err.item(), g.norm().item())
