@@ -83,11 +83,14 @@ def test_unknown_attention_is_a_user_error():
         check_config(PretrainingConfig(attention="flash"))
 
 
-def test_dropout_mask_rate_independence_and_seeding():
+def test_keep_bits_rate_independence_seeding_and_width():
     """Four 15-bit uniforms per 64-bit draw: each drops at p, the four of one draw are
-    independent, and torch.manual_seed reproduces the mask."""
+    independent, torch.manual_seed reproduces the mask, and the mask is all ones or all zeros
+    in an integer as wide as the dtype."""
     torch.manual_seed(3)
-    dropped, scale = fast.dropout_mask((64, 512, 512), 0.1)  # odd shapes are covered below
+    bits, scale = fast.keep_bits((64, 512, 512), 0.1, torch.bfloat16)
+    assert bits.dtype == torch.int16 and set(bits.unique().tolist()) == {-1, 0}
+    dropped = bits == 0
     rate = dropped.float().mean().item()
     assert abs(rate - 0.1) < 5e-4 and scale == pytest.approx(1 / (1 - 3277 / 2**15))
     quarters = dropped.view(-1, 4).float()  # the four 16-bit pieces of each 64-bit draw
@@ -95,9 +98,54 @@ def test_dropout_mask_rate_independence_and_seeding():
     for i, j in ((0, 1), (1, 2), (2, 3), (0, 3)):  # independent: joint rate p * p
         assert abs((quarters[:, i] * quarters[:, j]).mean() - 0.01) < 3e-4
     torch.manual_seed(3)
-    assert torch.equal(fast.dropout_mask((64, 512, 512), 0.1)[0], dropped)
-    odd, _ = fast.dropout_mask((3, 5, 7), 0.5)
-    assert odd.shape == (3, 5, 7) and 0 < odd.sum() < 105
+    assert torch.equal(fast.keep_bits((64, 512, 512), 0.1, torch.bfloat16)[0], bits)
+    odd, _ = fast.keep_bits((3, 5, 7), 0.5, torch.float32)
+    assert odd.shape == (3, 5, 7) and odd.dtype == torch.int32
+    assert set(odd.unique().tolist()) == {-1, 0} and 0 < (odd == 0).sum() < 105
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_drop_zeroes_values_and_gradients_where_the_mask_says(dtype):
+    """The bitwise and keeps values (NaN and -inf included) exactly or makes them +0, and the
+    gradient is masked the same way, also when it arrives broadcast (from a sum)."""
+    torch.manual_seed(0)
+    x = torch.randn(7, 300, dtype=dtype)
+    x[0, :4] = torch.tensor([float("nan"), float("-inf"), float("inf"), -0.0])
+    x.requires_grad_()
+    torch.manual_seed(1)
+    kept, scale = fast.drop(x, 0.3)
+    torch.manual_seed(1)
+    keep = fast.keep_bits(x.shape, 0.3, dtype)[0] != 0
+    assert 0.6 < keep.float().mean() < 0.8 and scale == pytest.approx(2**15 / (2**15 - 9830))
+    assert torch.equal(kept[keep].view(torch.uint8), x.detach()[keep].view(torch.uint8))
+    assert (kept[~keep] == 0).all() and not torch.signbit(kept[~keep]).any()
+    kept.sum().backward()
+    assert torch.equal(x.grad, keep.to(dtype))
+
+
+def test_scores_gradients_are_baddbmms():
+    """_Scores (bias + alpha q k^T with its own backward) against autograd, in fp64."""
+    q, k = (torch.randn(6, 5, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    bias = torch.zeros(6, 1, 5, dtype=torch.float64)
+    bias[1, 0, 3:] = -3.0  # (a -inf padding bias: in the training-path test below)
+    assert torch.autograd.gradcheck(lambda a, b: fast._Scores.apply(a, b, bias, 0.5), (q, k))
+    assert torch.equal(fast._Scores.apply(q, k, bias, 0.5),
+                       torch.baddbmm(bias, q, k.transpose(1, 2), alpha=0.5))
+
+
+@pytest.mark.parametrize("bf16,tol", [(False, 1e-5), (True, 2e-2)])
+def test_cpu_training_path_keeping_everything_is_fairseqs_function(batch, bf16, tol, monkeypatch):
+    """With a dropout mask that keeps every value, the CPU training path (q k^T through
+    _Scores, softmax in the autocast dtype, the bitwise dropout) computes fairseq's encoder:
+    the same loss and gradients as fairseq's model without dropout."""
+    def keep_all(shape, p, dtype):
+        return torch.full(shape, -1, dtype=fast.INTEGER[dtype.itemsize]), 1.0
+
+    monkeypatch.setattr(fast, "keep_bits", keep_all)
+    ours, our_grads = loss_and_grads(batch[0], batch, "rcli", train=True, bf16=bf16)
+    ref, ref_grads = loss_and_grads(batch[0], batch, None, bf16=bf16)
+    assert abs(ours - ref) <= tol * ref, (ours, ref)
+    assert_grads_close(our_grads, ref_grads, rel=0.05 if bf16 else 1e-4)
 
 
 def test_lm_head_logits_stay_bf16_under_autocast(batch):
@@ -112,7 +160,7 @@ def test_lm_head_logits_stay_bf16_under_autocast(batch):
 
 
 def test_hidden_state_dropout_rate_and_scale():
-    """install() gives fairseq's dropout modules dropout_mask's random numbers: zeros at rate p,
+    """install() gives fairseq's dropout modules keep_bits' random numbers: zeros at rate p,
     the rest scaled so the mean is kept; identity in eval."""
     from fairseq.modules.fairseq_dropout import FairseqDropout
     layer = torch.nn.Sequential(FairseqDropout(0.1))

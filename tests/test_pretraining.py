@@ -1,7 +1,7 @@
 """The rcli_mlm task: RoBERTa's defaults, and over-long lines that would crash fairseq."""
 import subprocess
 
-from conftest import BIN, run_cli
+from conftest import BIN
 from roberta_cli.tasks.pretraining import PretrainingConfig
 
 

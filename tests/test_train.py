@@ -1,5 +1,4 @@
 """roberta-train: batch planning, presets, bad input, a real pretraining run, resume, DDP."""
-import json
 import os
 import subprocess
 import sys

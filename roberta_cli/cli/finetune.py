@@ -19,7 +19,7 @@ import os
 import sys
 
 import roberta_cli  # noqa: F401  (compat patches before fairseq)
-from roberta_cli import finetune, presets
+from roberta_cli import allocator, finetune, presets
 from roberta_cli.cli.errors import Parser, UserError, run_main
 
 PROG = "roberta-finetune"
@@ -121,6 +121,7 @@ def run(argv):
           f"{precision} on {devices} {device} device(s), seeds {','.join(map(str, o.seeds))}",
           file=sys.stderr, flush=True)
 
+    allocator.keep_freed_memory()  # this process is the trainer: reuse freed pages
     per_seed = {}
     for seed in o.seeds:
         seed_dir = os.path.join(o.save_dir, f"seed{seed}")

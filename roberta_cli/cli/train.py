@@ -21,7 +21,7 @@ import shutil
 import sys
 
 import roberta_cli  # noqa: F401  (compat patches before fairseq)
-from roberta_cli import compat, presets
+from roberta_cli import allocator, compat, presets
 from roberta_cli.cli.errors import UserError, run_main
 
 PROG = "roberta-train"
@@ -285,6 +285,7 @@ def run(argv):
         json.dump({"arch": arch, "devices": devices, "update_freq": freq, "precision": precision,
                    "total_batch_size": o.batch_size * devices * freq, "fairseq_argv": argv}, f, indent=1)
     log_to_jsonl(os.path.join(o.save_dir, "train_log.jsonl"))
+    allocator.keep_freed_memory()  # this process is the trainer: reuse freed pages
     print(f"{PROG}: {arch} on {devices} {device} device(s), {precision}, "
           f"{o.batch_size} x {devices} x {freq} = {o.batch_size * devices * freq} sequences/update",
           file=sys.stderr)

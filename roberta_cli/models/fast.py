@@ -8,15 +8,19 @@ Attention. fairseq 0.12.2 hands attention to torch's F.multi_head_attention_forw
 scaled_dot_product_attention. On a GPU that is the flash / memory-efficient kernels, dropout
 included, and we call it directly. On a CPU with attention dropout (RoBERTa's 0.1) torch has no
 fused kernel and falls back to its math path; the same math written out here (one baddbmm for
-scale, scores and padding bias; softmax in the autocast dtype; one matmul) took 192 ms instead
+scale, scores and padding bias; softmax in the autocast dtype; one bmm) took 192 ms instead
 of 338 ms for the forward and backward of one rcli_small self-attention (projections included)
-at 8 x 512 tokens under bf16 autocast, 1 CPU thread, before the dropout mask below. Without
-dropout (eval, or --attention-dropout 0) the CPU also gets scaled_dot_product_attention.
+at 8 x 512 tokens under bf16 autocast, 1 CPU thread, before the dropout below. _Scores then
+gives q and k their gradients without autograd's transposing copy and extra scaling pass, and
+with the bitwise dropout below the same attention (8 x 457 tokens) went from 110 to 86 ms.
+Without dropout (eval, or --attention-dropout 0) the CPU also gets scaled_dot_product_attention.
 
 Dropout. F.dropout's bernoulli_ draws one random number per element (5.5 ns each on this CPU):
-a fifth of that attention's time. dropout_mask takes four 15-bit uniforms from each 64-bit draw
-of the same generator; it serves the attention probabilities and fairseq's dropout modules,
-on a CPU in training (GPUs keep F.dropout's fused kernel).
+a fifth of that attention's time. keep_bits takes four 15-bit uniforms from each 64-bit draw
+of the same generator and turns them into an all-ones / all-zeros integer mask, applied with a
+bitwise and, forward and backward (torch.where's CPU kernel is scalar: ~1.4 ns per element).
+It serves the attention probabilities and fairseq's dropout modules, on a CPU in training
+(GPUs keep F.dropout's fused kernel).
 
 GELU. fairseq's gelu is F.gelu(x.float()).type_as(x): under bf16 autocast two full copies of
 the feed-forward activations per layer. torch's own bf16 GELU computes in fp32 internally and
@@ -42,18 +46,66 @@ from fairseq.modules.multihead_attention import MultiheadAttention
 ATTENTION = ("rcli", "fairseq")  # --attention choices
 
 
-def dropout_mask(shape, p):
-    """Dropout's mask for a CPU tensor of ``shape``: True where dropped, with probability
-    round(p * 2**15) / 2**15 (0.100006 for 0.1), and the keep scale 1 / (1 - that).
+INTEGER = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # same-width ints
+
+
+def keep_bits(shape, p, dtype):
+    """Dropout's mask for a CPU tensor of ``shape`` and ``dtype``: an integer tensor as wide as
+    ``dtype`` with all bits set where kept and none where dropped (with probability
+    round(p * 2**15) / 2**15, 0.100006 for 0.1), and the keep scale 1 / (1 - that).
 
     torch's int64 random_() is uniform on [0, 2**63): each draw (two 32-bit numbers of its CPU
-    generator, seeded as usual) gives four independent 15-bit uniforms, bits 0-14, 16-30,
-    32-46 and 48-62. bernoulli_ draws a number per element, and took 5.5 ns per element."""
+    generator, seeded as usual) gives four independent 15-bit uniforms u, bits 0-14, 16-30,
+    32-46 and 48-62; (drop - 1 - u) >> 15 is -1 (all bits) where u >= drop, else 0. bernoulli_
+    draws a number per element, and took 5.5 ns per element."""
     numel = math.prod(shape)
-    quarters = torch.empty((numel + 3) // 4, dtype=torch.int64).random_().view(torch.int16)
+    uniform = torch.empty((numel + 3) // 4, dtype=torch.int64).random_().view(torch.int16)
     drop = round(p * 2**15)
-    dropped = quarters[:numel].bitwise_and_(2**15 - 1) < drop
-    return dropped.view(shape), 2**15 / (2**15 - drop)
+    bits = uniform[:numel].bitwise_and_(2**15 - 1).neg_().add_(drop - 1).bitwise_right_shift_(15)
+    # int16 -> wider: sign extension turns -1 into all ones
+    return bits.to(INTEGER[dtype.itemsize]).view(shape), 2**15 / (2**15 - drop)
+
+
+class _KeepBits(torch.autograd.Function):
+    """``x`` where ``bits`` is all ones, 0 where it is 0, forward and backward: one vectorized
+    bitwise and (torch.where's CPU kernel is scalar: 1.4 ns per element instead of ~0.3)."""
+
+    @staticmethod
+    def forward(ctx, x, bits):
+        ctx.save_for_backward(bits)
+        return (x.view(bits.dtype) & bits).view(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        bits, = ctx.saved_tensors
+        return (grad.view(bits.dtype) & bits).view(grad.dtype), None
+
+
+def drop(x, p):
+    """(x with dropout's zeros, the scale the kept values still need)."""
+    bits, scale = keep_bits(x.shape, p, x.dtype)
+    return _KeepBits.apply(x, bits), scale
+
+
+class _Scores(torch.autograd.Function):
+    """bias + alpha * q k^T for (N, T, d) q and k, whose gradients come out (N, T, d) and
+    contiguous: autograd's baddbmm gives k's as (N, d, T) (a 3 ms transposing copy per layer of
+    rcli_small at 8 x 512 before the k projection's backward) and scales both by alpha in an
+    extra pass."""
+
+    @staticmethod
+    def forward(ctx, q, k, bias, alpha):
+        ctx.save_for_backward(q, k)
+        ctx.alpha = alpha
+        return torch.baddbmm(bias, q, k.transpose(1, 2), alpha=alpha)
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k = ctx.saved_tensors
+        zero = grad.new_zeros(())
+        grad_q = torch.baddbmm(zero, grad, k, beta=0, alpha=ctx.alpha)
+        grad_k = torch.baddbmm(zero, grad.transpose(1, 2), q, beta=0, alpha=ctx.alpha)
+        return grad_q, grad_k, None, None
 
 
 def self_attention(self, query, key=None, value=None, key_padding_mask=None,
@@ -67,43 +119,43 @@ def self_attention(self, query, key=None, value=None, key_padding_mask=None,
             static_kv, attn_mask, before_softmax, need_head_weights)
     length, batch, dim = query.shape
     heads = self.num_heads
-
-    def split(x):  # (T, B, C) -> (B, H, T, C/H)
-        return x.view(length, batch, heads, dim // heads).permute(1, 2, 0, 3)
-
-    q, k, v = split(self.q_proj(query)), split(self.k_proj(query)), split(self.v_proj(query))
     p = self.dropout_module.p if self.training else 0.0
     if p > 0 and query.device.type == "cpu":
-        # scores = bias + scaling * q k^T in one baddbmm: no pass for the scaling or the mask
+        def split(x):  # (T, B, C) -> (B*H, T, C/H), contiguous: what bmm takes without a copy
+            return x.view(length, batch * heads, dim // heads).transpose(0, 1).contiguous()
+
+        q, k, v = split(self.q_proj(query)), split(self.k_proj(query)), split(self.v_proj(query))
         bias = q.new_zeros(())
-        if key_padding_mask is not None:  # a B x 1 x 1 x T additive bias, -inf at the pads
+        if key_padding_mask is not None:  # a B*H x 1 x T additive bias, -inf at the pads
             bias = q.new_zeros(key_padding_mask.shape).masked_fill_(key_padding_mask.bool(),
                                                                     float("-inf"))
-            bias = bias[:, None, None].expand(batch, heads, 1, length).reshape(-1, 1, length)
-        scores = torch.baddbmm(bias, q.reshape(-1, length, dim // heads),
-                               k.reshape(-1, length, dim // heads).transpose(1, 2),
-                               alpha=self.scaling).view(batch, heads, length, length)
+            bias = bias[:, None].expand(batch, heads, length).reshape(-1, 1, length)
+        scores = _Scores.apply(q, k, bias, self.scaling)  # scale and padding in the one baddbmm
         with torch.autocast(query.device.type, enabled=False):
             # in the scores' dtype (bf16 under autocast): torch's CPU softmax accumulates in
             # fp32 and rounds once, the same probabilities as autocast's fp32 softmax + cast
             # and 1.6x faster than it (no fp32 copy of the B x H x T x T scores)
             probs = torch.softmax(scores, dim=-1)
-        dropped, scale = dropout_mask(probs.shape, p)
-        kept = torch.where(dropped, probs.new_zeros(()), probs)  # (a Python 0 costs a cast)
-        out = torch.matmul(kept, v) * scale  # scaling the output: T/d times fewer values
+        kept, scale = drop(probs, p)
+        out = torch.bmm(kept, v) * scale  # scaling the output: T/d times fewer values
+        out = out.transpose(0, 1).reshape(length, batch, dim)
     else:
+        def split(x):  # (T, B, C) -> (B, H, T, C/H)
+            return x.view(length, batch, heads, dim // heads).permute(1, 2, 0, 3)
+
+        q, k, v = split(self.q_proj(query)), split(self.k_proj(query)), split(self.v_proj(query))
         keep = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :].bool()
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
-    out = out.permute(2, 0, 1, 3).reshape(length, batch, dim)
+        out = out.permute(2, 0, 1, 3).reshape(length, batch, dim)
     return self.out_proj(out), None
 
 
 def dropout(self, x, inplace=False):
-    """FairseqDropout.forward, with dropout_mask's random numbers when training on a CPU
+    """FairseqDropout.forward, with keep_bits' random numbers when training on a CPU
     (bernoulli_ took 5.5 ns per element; the hidden states' 9 dropouts of a rcli_small step)."""
     if self.p > 0 and self.training and x.device.type == "cpu":
-        dropped, scale = dropout_mask(x.shape, self.p)
-        return torch.where(dropped, x.new_zeros(()), x * scale)
+        kept, scale = drop(x, self.p)
+        return kept * scale
     return FairseqDropout.forward(self, x, inplace)
 
 
@@ -118,7 +170,7 @@ def lm_head(self, features, masked_tokens=None, **kwargs):
 
 def install(model, attention="rcli"):
     """Use ``attention`` for every encoder self-attention of ``model``; torch's GELU where
-    fairseq's gelu is, bf16 logits in the LM head and dropout_mask in every dropout, whatever
+    fairseq's gelu is, bf16 logits in the LM head and keep_bits in every dropout, whatever
     ``attention``; returns how many self-attentions."""
     if attention not in ATTENTION:
         raise ValueError(f"attention {attention!r} is not one of {ATTENTION}")
