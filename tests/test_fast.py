@@ -170,3 +170,29 @@ def test_hidden_state_dropout_rate_and_scale():
     assert y.dtype == torch.bfloat16 and abs((y == 0).float().mean().item() - 0.1) < 3e-3
     assert set(y.unique().tolist()) == {0.0, torch.tensor(1 / (1 - 3277 / 2**15)).bfloat16().item()}
     assert torch.equal(layer.eval()(x), x)
+
+
+def test_compiled_layers_compute_the_same_function_and_keep_the_keys(batch):
+    """--compile: torch.compile on each encoder layer's forward gives the eager model's loss and
+    gradients (eval: no dropout), keeps the state-dict keys (checkpoints unchanged), and drops
+    in training (torch's dropout inside the compiled graph)."""
+    _, inputs, masked, targets = batch
+    eager = copy.deepcopy(batch[0]).eval()
+    fast.install(eager)
+    compiled = copy.deepcopy(eager)
+    assert fast.compile_layers(compiled) == 2
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+
+    def run(model):
+        logits = model(inputs, masked_tokens=masked)[0]
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets)
+        loss.backward()
+        return loss.item(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    (ours, our_grads), (ref, ref_grads) = run(compiled), run(eager)
+    assert abs(ours - ref) <= 1e-5 * ref, (ours, ref)
+    assert_grads_close(our_grads, ref_grads, rel=1e-4)
+    compiled.train()
+    with torch.no_grad():
+        first, second = (compiled(inputs, masked_tokens=masked)[0] for _ in range(2))
+    assert not torch.equal(first, second)

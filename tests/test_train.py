@@ -1,7 +1,9 @@
 """roberta-train: batch planning, presets, bad input, a real pretraining run, resume, DDP."""
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,7 +40,9 @@ def test_fairseq_argv_carries_the_papers_recipe(tmp_path):
     assert flags["--lr"] == "0.0007"  # batch 2K -> 7e-4 (paper Table 3)
     assert flags["--warmup-updates"] == "100"  # preset 10K, capped at 10% of a 1000-update run
     assert flags["--update-freq"] == "128" and flags["--lr-scheduler"] == "polynomial_decay"
-    assert passthrough == ["--foo", "1"]
+    assert passthrough == ["--foo", "1"] and "--compile" not in argv
+    o, _ = train.parse([str(tmp_path), "--compile"])
+    assert "--compile" in train.fairseq_argv(o, "rcli_tiny", "cpu", "bf16", 1, 1)  # rcli_mlm's
 
 
 def test_bf16_never_becomes_fairseqs_tpu_mode():
@@ -131,7 +135,9 @@ def _params(path):
 
 def test_two_process_gloo_equals_one_process_with_update_freq_2(wiki_bin, tmp_path):
     """Two CPU processes under torchrun (DDP, gloo) train the same model as one process that
-    accumulates two batches. Dropout off: fairseq seeds dropout per update, not per rank."""
+    accumulates two batches. Dropout off: fairseq seeds dropout per update, not per rank. And
+    accumulating 2 batches per process all-reduces the gradients once per update, not once per
+    batch: the same count of DDP bucket all-reduces as without accumulation."""
     ours = [str(wiki_bin), "--size", "tiny", "--tokens-per-sample", "64", "--batch-size", "8",
             "--max-update", "4", "--lr", "1e-3", "--warmup-updates", "1", "--precision", "fp32",
             "--device", "cpu"]
@@ -142,13 +148,20 @@ def test_two_process_gloo_equals_one_process_with_update_freq_2(wiki_bin, tmp_pa
                        "--total-batch-size", total, *fairseq)
         return proc, _params(tmp_path / name / "checkpoint_last.pt")
 
+    def two_processes(name, total, port):
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+             "--master_port", str(port), str(Path(__file__).parent / "ddp_allreduce_probe.py"),
+             *ours, "--save-dir", str(tmp_path / name), "--total-batch-size", str(total),
+             *fairseq],
+            capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        counts = [int(n) for n in re.findall(r"allreduce buckets (\d+)", proc.stderr)]
+        assert len(counts) == 2 and counts[0] == counts[1] > 0, proc.stderr[-4000:]
+        return proc, counts[0]
+
     one, a = one_process("one", 16)
-    two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", "29517", "-m", "roberta_cli.cli.train", *ours,
-         "--save-dir", str(tmp_path / "two"), "--total-batch-size", "16", *fairseq],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert two.returncode == 0, two.stderr[-4000:]
+    two, per_update = two_processes("two", 16, 29517)
     assert "8 x 1 x 2 = 16" in one.stderr and "8 x 2 x 1 = 16" in two.stderr
     b = _params(tmp_path / "two" / "checkpoint_last.pt")
     assert a.keys() == b.keys()
@@ -158,3 +171,6 @@ def test_two_process_gloo_equals_one_process_with_update_freq_2(wiki_bin, tmp_pa
     _, c = one_process("half", 8)
     key = "encoder.sentence_encoder.layers.0.fc1.weight"
     assert (a[key] - c[key]).abs().max() > 1e-4
+    accumulating, accumulated = two_processes("two-accumulating", 32, 29518)
+    assert "8 x 2 x 2 = 32" in accumulating.stderr
+    assert accumulated == per_update, (accumulated, per_update)  # 8 batches, 4 all-reduce rounds

@@ -59,6 +59,9 @@ def build_parser():
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16 where the hardware has it (CPU autocast, GPU), else fp32")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile each encoder layer (costs about a minute up front; on "
+                        "CPU it measured slower: see README, Measured)")
     p.add_argument("--restore-file", help="checkpoint to start from; must exist (default: resume "
                                           "from <save-dir>/checkpoint_last.pt when present)")
     p.add_argument("--distributed-port", type=int, default=-1,
@@ -219,6 +222,8 @@ def fairseq_argv(o, arch, device, precision, freq, devices):
         argv += ["--cpu", "--distributed-backend", "gloo"]
     if o.restore_file:
         argv += ["--restore-file", o.restore_file]
+    if o.compile:
+        argv += ["--compile"]
     if o.distributed_port > 0:
         argv += ["--distributed-port", str(o.distributed_port)]
     return argv + precision_flags(precision, device)[1]
