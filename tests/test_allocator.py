@@ -35,5 +35,6 @@ def page_faults(mode):
 def test_keep_freed_memory_reuses_pages():
     default, kept = page_faults("default"), page_faults("keep")
     # glibc's default: the 64 MB tensor (above its 32 MB mmap ceiling) is mmapped and unmapped
-    # every step, 16,384 fresh pages each time
-    assert default > 10 * 16384 // 2 and kept < 1000, (default, kept)
+    # every step: 16,384 fresh 4 KB pages each time (fewer, larger ones with transparent huge
+    # pages set to "always"); kept: the heap already has room, no new pages
+    assert 10 * kept < default and kept < 1000, (default, kept)
