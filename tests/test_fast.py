@@ -102,6 +102,9 @@ def test_keep_bits_rate_independence_seeding_and_width():
     odd, _ = fast.keep_bits((3, 5, 7), 0.5, torch.float32)
     assert odd.shape == (3, 5, 7) and odd.dtype == torch.int32
     assert set(odd.unique().tolist()) == {-1, 0} and 0 < (odd == 0).sum() < 105
+    for p, kept in ((0.0, -1), (1.0, 0)):  # the ends: nothing dropped, everything dropped
+        bits, scale = fast.keep_bits((1000,), p, torch.bfloat16)
+        assert (bits == kept).all() and scale == 1 - p
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -68,8 +68,9 @@ def keep_bits(shape, p, dtype):
     uniform = torch.empty((numel + 3) // 4, dtype=torch.int64).random_().view(torch.int16)
     drop = round(p * 2**15)
     bits = uniform[:numel].bitwise_and_(2**15 - 1).neg_().add_(drop - 1).bitwise_right_shift_(15)
+    scale = 2**15 / (2**15 - drop) if drop < 2**15 else 0.0  # p = 1: all dropped, as F.dropout
     # int16 -> wider: sign extension turns -1 into all ones
-    return bits.to(INTEGER[dtype.itemsize]).view(shape), 2**15 / (2**15 - drop)
+    return bits.to(INTEGER[dtype.itemsize]).view(shape), scale
 
 
 class _KeepBits(torch.autograd.Function):
