@@ -60,7 +60,7 @@ def build_parser():
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16 where the hardware has it (CPU autocast, GPU), else fp32")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile each encoder layer (costs about a minute up front; on "
+                   help="torch.compile each encoder layer (a compile of ~35 s up front; on "
                         "CPU it measured slower: see README, Measured)")
     p.add_argument("--restore-file", help="checkpoint to start from; must exist (default: resume "
                                           "from <save-dir>/checkpoint_last.pt when present)")

@@ -79,7 +79,8 @@ class PretrainingConfig(MaskedLMConfig):
     compile: bool = field(
         default=False,
         metadata={"help": "torch.compile each encoder layer (dynamic shapes); off by default: "
-                          "no gain measured on CPU, and the compile costs a minute"})
+                          "slower on CPU (rcli_small: 1.9 s per step vs 1.0, after a 35 s "
+                          "compile)"})
 
 
 def check_config(cfg):
