@@ -219,3 +219,16 @@ def test_counts_merge_like_fairseq_workers():
     a = binarize.build_dictionary(Counter({"10": 3, "7": 3, "5": 9, "2": 1}))
     b = binarize.build_dictionary(Counter({"2": 1}) + Counter({"7": 3, "5": 9, "10": 3}))
     assert a.symbols[4:8] == b.symbols[4:8] == ["5", "10", "7", "2"]  # ties: by symbol string
+
+
+def test_byte_level_encoder_is_built_once_per_file_contents(gpt2, tmp_path):
+    """roberta-preprocess checks the GPT-2 files, then reads its own copies of them: the same
+    contents give the same encoder object (built once, ~0.2 s); other contents another one."""
+    first = bpe.byte_level_encoder(gpt2.encoder_json, gpt2.vocab_bpe)
+    copies = bpe.copy_gpt2_files(gpt2, tmp_path)
+    assert bpe.byte_level_encoder(tmp_path / copies["gpt2_encoder_json"],
+                                  tmp_path / copies["gpt2_vocab_bpe"]) is first
+    merges = gpt2.vocab_bpe.read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "vocab.bpe").write_text("".join(merges[:-1]), encoding="utf-8")  # one merge less
+    other = bpe.byte_level_encoder(tmp_path / copies["gpt2_encoder_json"], tmp_path / "vocab.bpe")
+    assert other is not first

@@ -34,12 +34,14 @@ the dataset's sizes); ``bytes`` (UTF-8 bytes of the paragraph text, after whites
 ``unk`` (tokens mapped to <unk>).
 """
 import contextlib
+import importlib
 import json
 import multiprocessing
 import os
 import secrets
 import shutil
 import signal
+import threading
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -113,17 +115,25 @@ def _pool_init(initializer, initargs):
     initializer(*initargs)
 
 
-def _run_ordered(fn, jobs: Iterable, workers: int, initializer, initargs) -> Iterator:
-    """``map(fn, jobs)`` on ``workers`` processes, results in job order, at most
-    TASKS_PER_WORKER * workers jobs in flight. workers == 1 runs in this process."""
+def worker_pool(workers: int, initializer, initargs):
+    """A pool of ``workers`` forked processes, each set up by ``initializer(*initargs)`` (fork:
+    workers start at once, inheriting the loaded modules; spawn would re-import them)."""
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return context.Pool(workers, _pool_init, (initializer, initargs))
+
+
+def _run_ordered(fn, jobs: Iterable, workers: int, initializer, initargs, pool=None) -> Iterator:
+    """``map(fn, jobs)`` on ``workers`` processes (``pool``, or a pool of its own), results in
+    job order, at most TASKS_PER_WORKER * workers jobs in flight. workers == 1 runs in this
+    process."""
     if workers <= 1:
         initializer(*initargs)
         yield from map(fn, jobs)
         return
-    # fork: workers start at once, inheriting the loaded modules (spawn would re-import them)
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    with context.Pool(workers, _pool_init, (initializer, initargs)) as pool:
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(worker_pool(workers, initializer, initargs))
         pending = deque()
         for job in jobs:
             pending.append(pool.apply_async(fn, (job,)))
@@ -178,7 +188,8 @@ def _encode_chunk(job):
 
 # --- the two passes -------------------------------------------------------------------------------
 def encode_split(docs: Iterable[List[str]], bpe_name: str, bpe_files: dict, out_path,
-                 workers: int = 1, count: bool = False, split_sentences: bool = False):
+                 workers: int = 1, count: bool = False, split_sentences: bool = False,
+                 pool=None):
     """Pass 1: BPE-encode documents, a row per paragraph (or per sentence with
     ``split_sentences``), and write the rows' BPE ids to ``out_path`` (int32, back to back).
     Returns (SplitStats with documents and bytes, row sizes as int32 with a 0 between two
@@ -187,7 +198,7 @@ def encode_split(docs: Iterable[List[str]], bpe_name: str, bpe_files: dict, out_
     jobs = ((chunk, count) for chunk in _document_chunks(docs))
     starting = False  # a document has started but none of its rows is written yet
     results = _run_ordered(_encode_chunk, jobs, workers, _init_encoder,
-                           (bpe_name, bpe_files, split_sentences))
+                           (bpe_name, bpe_files, split_sentences), pool)
     with open(out_path, "wb") as out, contextlib.closing(results):
         for pieces, ids, chunk_counts, n_bytes in results:
             for starts, rows in pieces:
@@ -350,14 +361,24 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
 
 
 def _prepare_bpe(out_dir, bpe, gpt2, vocab_size, train_lines, seed, workers):
-    """Copy or learn the BPE files into ``out_dir``: (manifest bpe_files, dict.txt Dictionary or
-    None when the dictionary is to be built from the training counts)."""
+    """Copy or learn the BPE files into ``out_dir``; returns manifest bpe_files."""
     if bpe == "gpt2":
-        dictionary = gpt2.dict_txt and bpe_lib.load_dictionary(gpt2.dict_txt)
-        return bpe_lib.copy_gpt2_files(gpt2, out_dir), dictionary
+        return bpe_lib.copy_gpt2_files(gpt2, out_dir)
     if bpe == "bytelevel":
-        return bpe_lib.train_bytelevel(train_lines, vocab_size, out_dir), None
-    return bpe_lib.train_sentencepiece(train_lines, vocab_size, out_dir, seed, workers), None
+        return bpe_lib.train_bytelevel(train_lines, vocab_size, out_dir)
+    return bpe_lib.train_sentencepiece(train_lines, vocab_size, out_dir, seed, workers)
+
+
+@contextlib.contextmanager
+def _importing(module: str):
+    """Import ``module`` on a thread while the block runs. Nothing may fork meanwhile (a child
+    would inherit the import lock the thread holds): start it after the worker pool."""
+    thread = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, workers,
@@ -368,24 +389,35 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
     if bpe != "gpt2":
         progress(f"learning a {vocab_size}-symbol {bpe} BPE on the training split")
     train_lines = (line for doc in train.documents(boundary, errors) for line in doc)
-    bpe_files, dictionary = _prepare_bpe(out_dir, bpe, gpt2, vocab_size, train_lines, seed, workers)
+    bpe_files = _prepare_bpe(out_dir, bpe, gpt2, vocab_size, train_lines, seed, workers)
     files = {arg: str(Path(out_dir, name)) for arg, name in bpe_files.items()}
     # one process per worker: tokenizers' own thread pool would oversubscribe the cores
     # (and it warns when a process forks after using it)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    given_dict = gpt2.dict_txt if bpe == "gpt2" else None  # else built from the train counts
 
     counts, sizes, symbols = None, {}, bpe_lib.load_encoder(fairseq_bpe, files).symbols()
-    for name, plan in plans.items():
-        progress(f"encoding {name} ({workers} worker{'s' * (workers > 1)})")
-        plan.stats, sizes[name], split_counts = encode_split(
-            plan.documents(boundary, errors), fairseq_bpe, files, Path(out_dir, f"{name}.ids"),
-            workers, count=(name == "train" and dictionary is None),
-            split_sentences=split_sentences)
-        if not plan.stats.documents:
-            raise UserError(f"the {name} split has no text left after BPE encoding; "
-                            "pass more or other text")
-        counts = counts if split_counts is None else split_counts
-    if dictionary is None:
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if workers > 1:  # one pool for every split
+            pool = stack.enter_context(
+                worker_pool(workers, _init_encoder, (fairseq_bpe, files, split_sentences)))
+            # fairseq (for the dictionary and the dataset writer) takes ~1.5 s to import: here
+            # it does while the workers encode
+            stack.enter_context(_importing("fairseq.data"))
+        for name, plan in plans.items():
+            progress(f"encoding {name} ({workers} worker{'s' * (workers > 1)})")
+            plan.stats, sizes[name], split_counts = encode_split(
+                plan.documents(boundary, errors), fairseq_bpe, files, Path(out_dir, f"{name}.ids"),
+                workers, count=(name == "train" and given_dict is None),
+                split_sentences=split_sentences, pool=pool)
+            if not plan.stats.documents:
+                raise UserError(f"the {name} split has no text left after BPE encoding; "
+                                "pass more or other text")
+            counts = counts if split_counts is None else split_counts
+    if given_dict:
+        dictionary = bpe_lib.load_dictionary(given_dict)
+    else:
         dictionary = build_dictionary(symbol_counts(counts, symbols))
     dictionary.save(str(Path(out_dir, "dict.txt")))
 
