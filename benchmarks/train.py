@@ -10,7 +10,8 @@ model shape, data, batch size and sequence length:
 Peers (each one a fresh subprocess under benchmarks/peakmem.py, one after the other):
 
 * roberta-cli:  ``roberta-train DATA --size S --tokens-per-sample L --batch-size B
-  --precision auto`` (its defaults: bf16 autocast where the CPU/GPU has bf16), plus
+  --precision auto`` (its defaults: bf16 autocast where the CPU/GPU has bf16, and its
+  process keeps freed memory for reuse, roberta_cli.allocator), plus
   ``-- --disable-validation --no-save`` so that only training steps are timed.
 * fairseq:      vanilla ``fairseq-train DATA --task masked_lm --criterion masked_lm --arch
   roberta_base --encoder-layers ... --sample-break-mode complete`` with fairseq's RoBERTa README
