@@ -1,4 +1,5 @@
-# roberta-cli: `make demo` (install + a small end-to-end run), `make test`.
+# roberta-cli: `make demo` (install + a small end-to-end run), `make test` (`make test-fast`: unit
+# tests only).
 # Variables: PYTHON (the interpreter that creates .venv), TORCH (the torch requirement;
 # set TORCH= to keep a torch that is already in the venv, e.g. a CUDA build), DATA (demo corpus).
 PYTHON ?= python3
@@ -7,7 +8,7 @@ TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-fast clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +30,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+test-fast: install  # the unit tests alone, under a minute; `make test` runs them and the e2e ones
+	$(PY) -m pytest -q -m "not e2e"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

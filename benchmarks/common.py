@@ -14,8 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import roberta_cli  # noqa: F401  (fairseq compat patches before anything imports fairseq)
-from roberta_cli.cli.errors import Parser, UserError, positive_int, run_main  # noqa: F401 (re-exported)
+from roberta_cli import compat
+
+compat.apply()  # the benchmarks import fairseq (and its peers) after this
+from roberta_cli.cli.common import Parser, UserError, positive_int, run_main  # noqa: F401 (re-exported)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -68,7 +70,7 @@ def wiki_data_bin(vocab="gpt2", workers=2):
     text = shared("wikitext-2-raw", "wiki.valid.raw")
     out = scratch("data") / f"wiki-{vocab}"
     dict_flags = ["--gpt2-dict", gpt2 / "dict.txt"] if vocab == "gpt2" else []
-    run_checked([BIN / "roberta-preprocess", text, "--valid-fraction", "0.05", "--destdir", out,
+    run_checked([BIN / "roberta-preprocess", "text", text, "--valid-fraction", "0.05", "--destdir", out,
                  "--bpe", "gpt2", "--gpt2-encoder", gpt2 / "encoder.json",
                  "--gpt2-vocab", gpt2 / "vocab.bpe", *dict_flags, "--doc-boundary", "blank-line",
                  "--workers", str(workers), "--quiet"], "roberta-preprocess")

@@ -33,7 +33,6 @@ least disturbed by anything else on the machine), the median pass is shown too.
 With no --model, a tiny model (2 layers, hidden 128, GPT-2's 50K vocabulary) is pretrained for
 a few updates by roberta-train on WikiText-2 valid in a temp dir (weights barely matter here).
 """
-import argparse
 import csv
 import json
 import sys
@@ -50,9 +49,7 @@ WARMUP = 8  # sentences run before timing
 
 
 def build_parser():
-    p = common.Parser(prog=PROG, description=__doc__.split("\n\n")[0],
-                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p = common.Parser(prog=PROG, description=__doc__)
     p.add_argument("--model", help="a roberta-cli/fairseq model directory (checkpoint_best.pt, "
                                    "dict.txt, encoder.json, vocab.bpe); default: train a tiny one")
     p.add_argument("--sentences", type=common.positive_int, default=872,

@@ -10,7 +10,7 @@ is smaller), one document per book, 5% of the books for validation (seed 1).
 
 The two pipelines:
 
-* roberta-cli: ``roberta-preprocess CORPUS --include '*.txt' --destdir A --bpe gpt2 --gpt2-dir
+* roberta-cli: ``roberta-preprocess text CORPUS --include '*.txt' --destdir A --bpe gpt2 --gpt2-dir
   gpt2_bpe --valid-fraction 0.05 --workers N``: reading, document layout, BPE (tiktoken),
   binarization, all in one command.
 * fairseq: what fairseq's RoBERTa README runs, ``python -m examples.roberta.
@@ -35,7 +35,6 @@ step is a fresh subprocess). Peak memory is measured per subprocess run with get
 its pool processes (RUSAGE_CHILDREN); for the two-step fairseq pipeline, the larger of the
 steps.
 """
-import argparse
 import filecmp
 import multiprocessing
 import shutil
@@ -52,9 +51,7 @@ IMAP_CHUNK = 100  # lines per task, as fairseq's multiprocessing_bpe_encoder
 
 
 def build_parser():
-    p = common.Parser(prog=PROG, description=__doc__.split("\n\n")[0],
-                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p = common.Parser(prog=PROG, description=__doc__)
     p.add_argument("--sizes", type=common.int_list, default=[10, 40],
                    help="corpus sizes in MB, comma list (default 10,40)")
     p.add_argument("--workers", type=common.positive_int, default=2,
@@ -128,7 +125,7 @@ def fairseq_bpe_main():
 
 # --- the two pipelines --------------------------------------------------------------------------
 def roberta_cli(corpus_dir, dest, gpt2, workers):
-    args = [corpus_dir, "--include", "*.txt", "--destdir", dest, "--bpe", "gpt2",
+    args = ["text", corpus_dir, "--include", "*.txt", "--destdir", dest, "--bpe", "gpt2",
             "--gpt2-dir", gpt2, "--valid-fraction", VALID_FRACTION, "--workers", workers,
             "--quiet"]
     _, peak = common.run_peak("roberta_cli.cli.preprocess:main", args)

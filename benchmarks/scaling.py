@@ -12,7 +12,6 @@ sequences. Sizes are roberta_cli.presets.SIZES (tiny 2/128, small 4/256, medium 
 12/768 layers/hidden). Data: --data, else WikiText-2 valid with GPT-2's 50K dict.txt (--vocab
 corpus: only the symbols of the text, ~18K), preprocessed into a temp dir.
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,9 +24,7 @@ PEERS = ("roberta-cli", "fairseq", "fairseq-best", "hf", "hf-bf16")
 
 
 def build_parser():
-    p = common.Parser(prog=PROG, description=__doc__.split("\n\n")[0],
-                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p = common.Parser(prog=PROG, description=__doc__)
     p.add_argument("--sizes", type=common.comma_list(tuple(presets.SIZES)),
                    default=["tiny", "small", "medium"], help="comma list (default tiny,small,medium)")
     p.add_argument("--seq-lens", type=common.int_list, default=[128, 256, 512],

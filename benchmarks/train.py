@@ -30,8 +30,9 @@ Peers (each one a fresh subprocess under benchmarks/peakmem.py, one after the ot
   rcli_mlm task makes from the data-bin (masked positions become labels, the rest -100).
 
 tokens/s counts non-padding tokens (fairseq's ``wps``: ntokens per second of wall time,
-data loading included), measured after skipping the first log interval as warm-up. For the
-fairseq-based peers it is read from fairseq's ``train_inner`` log lines; the HF loop prints the
+data loading included), measured after skipping the first log interval as warm-up. It is read
+from fairseq's ``train_inner`` log lines (vanilla fairseq), from the same numbers in
+roberta-train's train_log.jsonl (roberta-cli), and from the HF loop's lines, which print the
 same fields.
 
 Peak memory: on CPU the trainer process's peak RSS (getrusage ru_maxrss); on a GPU
@@ -86,9 +87,7 @@ MASK_PROB = presets.PRETRAIN["mask_prob"]  # positions the MLM loss scores (0.15
 
 
 def build_parser():
-    p = common.Parser(prog=PROG, description=__doc__.split("\n\n")[0],
-                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p = common.Parser(prog=PROG, description=__doc__)
     p.add_argument("--shape", choices=SHAPES, default="small")
     p.add_argument("--steps", type=common.positive_int, help="updates per peer (default by shape)")
     p.add_argument("--batch-size", type=common.positive_int,
@@ -203,14 +202,24 @@ NUMBER = r"([-+0-9.eE]+)"
 
 
 def parse_intervals(output):
-    """[(updates, tokens, seconds)] per ``train_inner`` log line (fairseq's simple format, or
-    the HF loop's, which prints the same fields)."""
+    """The ``train_inner`` log lines (fairseq's simple format, or the HF loop's, which prints
+    the same fields) as intervals."""
+    return intervals_of([{k: float(re.search(rf"\b{k}={NUMBER}", line).group(1))
+                          for k in ("num_updates", "wps", "wpb")}
+                         for line in output.splitlines() if "train_inner" in line])
+
+
+def jsonl_intervals(path):
+    """roberta-train's train_log.jsonl rows of the training intervals, as intervals."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return intervals_of([{"num_updates": r["step"], "wps": r["wps"], "wpb": r["wpb"]}
+                         for r in rows if r["tag"] == "train_inner"])
+
+
+def intervals_of(logged):
+    """[(updates, tokens, seconds)] from each interval's num_updates, wps and wpb."""
     intervals, last = [], 0
-    for line in output.splitlines():
-        if "train_inner" not in line:
-            continue
-        fields = {k: float(re.search(rf"\b{k}={NUMBER}", line).group(1))
-                  for k in ("num_updates", "wps", "wpb")}
+    for fields in logged:
         updates = int(fields["num_updates"]) - last
         last = int(fields["num_updates"])
         tokens = fields["wpb"] * updates
@@ -246,9 +255,11 @@ def run_peer(peer, run, logs):
     output, peak = common.run_peak(entry, args)
     if logs:
         Path(logs, f"train-{run['size']}-{run['seq']}-{peer}.log").write_text(output)
-    if peer == "roberta-cli":
+    intervals = parse_intervals(output)
+    if peer == "roberta-cli":  # it prints its own progress lines; the numbers are in its log
         precision = roberta_cli_precision(run)
-    return {"peer": peer, "precision": precision, **throughput(parse_intervals(output)),
+        intervals = jsonl_intervals(run["scratch"] / "roberta-cli" / "train_log.jsonl")
+    return {"peer": peer, "precision": precision, **throughput(intervals),
             "peak_rss_mb": peak["rss_mb"], "peak_cuda_mb": peak["cuda_mb"],
             "wall_s": peak["wall_s"]}
 
@@ -257,9 +268,8 @@ def run_peer(peer, run, logs):
 def rcli_batches(data, seq, batch, device):
     """Endless batches of roberta-cli's rcli_mlm task (the same masking, blocks and order as
     roberta-train with seed 1), as (input ids, attention mask, labels, non-pad tokens)."""
+    import roberta_cli.tasks  # noqa: F401  (registers rcli_mlm; applies the compat patches)
     from fairseq import options, tasks
-
-    import roberta_cli.registry  # noqa: F401  (registers rcli_mlm)
 
     args = options.parse_args_and_arch(options.get_training_parser(), input_args=[
         str(data), "--task", "rcli_mlm", "--arch", "rcli_tiny", "--tokens-per-sample", str(seq),

@@ -36,7 +36,7 @@ if [[ -z "$PREPROCESS" ]]; then
     fi
 fi
 
-args=("$DATA" --destdir "$DESTDIR" --bpe "$BPE" --doc-boundary "$DOC_BOUNDARY" --seed "$SEED")
+args=(text "$DATA" --destdir "$DESTDIR" --bpe "$BPE" --doc-boundary "$DOC_BOUNDARY" --seed "$SEED")
 if [[ -n "$WORKERS" ]]; then
     args+=(--workers "$WORKERS")
 fi

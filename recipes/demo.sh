@@ -33,7 +33,7 @@ if [ -d "$DATA" ] && [ "$DATA" = "$SHARED/gutenberg" ]; then
 fi
 
 start=$(date +%s)
-roberta-preprocess "${inputs[@]}" --destdir "data-bin/$NAME" --bpe gpt2 --gpt2-dir "$GPT2_DIR" \
+roberta-preprocess text "${inputs[@]}" --destdir "data-bin/$NAME" --bpe gpt2 --gpt2-dir "$GPT2_DIR" \
   --doc-boundary file --valid-fraction 0.15 --workers "$WORKERS" --force
 rm -rf "checkpoints/$NAME" && mkdir -p checkpoints
 log="checkpoints/$NAME.log"
@@ -41,7 +41,7 @@ set +e
 roberta-train "data-bin/$NAME" --size "$SIZE" --save-dir "checkpoints/$NAME" \
   --tokens-per-sample "$TOKENS" --batch-size 16 --total-batch-size 32 --lr 2e-3 \
   --max-update "$MAX_UPDATE" --valid-interval $((MAX_UPDATE / 4)) --log-interval 50 \
-  -- --max-valid-steps 40 2>&1 | tee "$log" | grep --line-buffered -E "roberta-train|train_inner|valid on"
+  -- --max-valid-steps 40 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then

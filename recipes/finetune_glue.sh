@@ -37,7 +37,7 @@ finetune() {
   local args=(--task "$task" --model "$MODEL" --data "$data" --seeds "$SEEDS"
               --save-dir "$SAVE_ROOT/$task" --device "$DEVICE" --precision "$PRECISION")
   if [ "$NPROC" -gt 1 ]; then
-    torchrun --nproc_per_node "$NPROC" -m roberta_cli.cli.finetune "${args[@]}" "$@"
+    torchrun --nproc_per_node "$NPROC" -m roberta_cli finetune "${args[@]}" "$@"
   else
     roberta-finetune "${args[@]}" "$@"
   fi

@@ -34,6 +34,6 @@ fi
 args=(--task RACE --model "$MODEL" --data "$DATA" --seeds "$SEEDS" --save-dir "$SAVE_DIR"
       --device "$DEVICE" --precision "$PRECISION")
 if [ "$NPROC" -gt 1 ]; then
-  exec torchrun --nproc_per_node "$NPROC" -m roberta_cli.cli.finetune "${args[@]}" "$@"
+  exec torchrun --nproc_per_node "$NPROC" -m roberta_cli finetune "${args[@]}" "$@"
 fi
 exec roberta-finetune "${args[@]}" "$@"

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Fine-tune a pretrained RoBERTa on SQuAD (v1.1 or v2.0): preprocess the JSON files with the
-# model's BPE into windows (once), fine-tune with the paper's recipe (lr 1.5e-5, batch 48,
-# 2 epochs, 6% warmup; Liu et al. 2019, Table 10), then score checkpoint_best.pt on the dev
-# file: EM/F1 with the official normalization (v2.0: also HasAns/NoAns).
+# model's BPE into windows (once), then roberta-finetune with the paper's recipe (lr 1.5e-5,
+# batch 48, 2 epochs, 6% warmup; Liu et al. 2019, Table 10), which scores checkpoint_best.pt
+# on the dev file: EM/F1 with the official normalization (v2.0: also HasAns/NoAns).
 #
 #   TRAIN=train-v1.1.json VALID=dev-v1.1.json MODEL=checkpoints/books recipes/finetune_squad.sh
-#   TRAIN=train-v2.0.json VALID=dev-v2.0.json MAX_LENGTH=512 recipes/finetune_squad.sh -- --fp16
+#   TRAIN=train-v2.0.json VALID=dev-v2.0.json MAX_LENGTH=512 recipes/finetune_squad.sh -- --precision fp16
 #   SPLIT_DEV=1 MODEL=checkpoints/demo recipes/finetune_squad.sh   # no train file: dev-v1.1.json
 #       split by article (40 articles to train, 8 to score), for a quick look
 #
-# Flags after `--` go to fairseq-train (e.g. --max-update 200, --fp16). MAX_LENGTH must not
-# exceed the model's positions (roberta-train --tokens-per-sample). Results:
-# $SAVE_DIR/results.json, answers in $SAVE_DIR/valid_predictions.json; the run directory loads
-# with hub.from_pretrained(SAVE_DIR) and answers questions: .answer(question, context).
+# Flags after `--` go to roberta-finetune (e.g. --max-update 200; fairseq flags after a
+# second `--`). MAX_LENGTH must not exceed the model's positions (roberta-train
+# --tokens-per-sample). Results: $SAVE_DIR/results.json; each seed's directory loads with
+# hub.from_pretrained(SAVE_DIR/seed1) and answers questions: .answer(question, context).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PY:-python3}
@@ -27,7 +27,7 @@ VERSION=${VERSION:-auto}                             # auto | 1.1 | 2.0
 LR=${LR:-1.5e-5}
 BATCH=${BATCH:-48}
 EPOCHS=${EPOCHS:-2}
-SEED=${SEED:-1}
+SEEDS=${SEEDS:-1}                                     # comma-separated
 DEVICE=${DEVICE:-auto}                               # auto | cpu | cuda
 DATA=${DATA:-$ROOT/data-bin/squad-$(basename "$MODEL")-$MAX_LENGTH}
 SAVE_DIR=${SAVE_DIR:-$ROOT/checkpoints/finetune/squad-$(basename "$MODEL")}
@@ -55,15 +55,6 @@ PYEOF
     --max-length "$MAX_LENGTH" --stride "$STRIDE" --version "$VERSION"
 fi
 
-"$PY" - "$MODEL" "$DATA" "$SAVE_DIR" "$LR" "$BATCH" "$EPOCHS" "$SEED" "$DEVICE" "$@" <<'PYEOF'
-import json, sys
-import roberta_cli  # noqa: F401
-from roberta_cli.cli.errors import run_main
-from roberta_cli.tasks import squad
-
-model, data, save, lr, batch, epochs, seed, device, *extra = sys.argv[1:]
-scores = run_main(lambda: squad.finetune(model, data, save, lr=float(lr), batch=int(batch),
-                                         epochs=int(epochs), seed=int(seed), device=device,
-                                         extra=extra), "finetune_squad.sh")
-print(json.dumps(scores, indent=1))
-PYEOF
+args=(--model "$MODEL" --data "$DATA" --save-dir "$SAVE_DIR" --lr "$LR" --batch-size "$BATCH"
+      --epochs "$EPOCHS" --seeds "$SEEDS" --device "$DEVICE")
+roberta-finetune "${args[@]}" "$@"

@@ -43,7 +43,7 @@ case "$LAUNCHER" in
   plain) exec roberta-train "${args[@]}" "$@" ;;
   torchrun) exec torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC" \
       --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \
-      -m roberta_cli.cli.train "${args[@]}" "$@" ;;
+      -m roberta_cli train "${args[@]}" "$@" ;;
   slurm) exec srun roberta-train "${args[@]}" --distributed-port "$MASTER_PORT" "$@" ;;
   *) echo "pretrain.sh: error: LAUNCHER=$LAUNCHER; use auto, plain, torchrun or slurm" >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Does pretraining help? (issue #3's quality bar) Pretrain a small RoBERTa with roberta-train on
+# Does pretraining help? Pretrain a small RoBERTa with roberta-train on
 # real text, fine-tune it on SST-2 with ROWS training rows, fine-tune the same architecture
 # from random initialization the same way, and print both dev accuracies (median of SEEDS).
 #
@@ -35,7 +35,7 @@ if [ "$CORPUS" = sst2-text ]; then
   head -n -2000 "$RUN/sst2_text.txt" > "$RUN/train.txt"; tail -n 2000 "$RUN/sst2_text.txt" > "$RUN/valid.txt"
   inputs=("$RUN/train.txt" --valid "$RUN/valid.txt"); boundary=blank-line
 fi
-[ -f "$RUN/bin/manifest.json" ] || roberta-preprocess "${inputs[@]}" --destdir "$RUN/bin" \
+[ -f "$RUN/bin/manifest.json" ] || roberta-preprocess text "${inputs[@]}" --destdir "$RUN/bin" \
   --bpe bytelevel --vocab-size "$VOCAB" --doc-boundary "$boundary" --include '*.txt' --force --quiet
 roberta-train "$RUN/bin" --size "$SIZE" --save-dir "$RUN/pretrained" --tokens-per-sample "$TOKENS" \
   --batch-size 32 --lr "$LR" --warmup-updates $((UPDATES / 12)) --max-update "$UPDATES" \

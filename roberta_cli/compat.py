@@ -1,19 +1,23 @@
-"""Every workaround for fairseq 0.12.2 on today's Python, torch and numpy, and only here.
+"""Every workaround for fairseq 0.12.2 on today's Python, torch and numpy, and only those.
 
-Importing this module applies the patches (idempotent). It imports only the standard library
-at module level, so it is cheap enough to run from the ``roberta_cli_compat.pth`` startup hook
-that makes vanilla ``fairseq-train`` and ``RobertaModel.from_pretrained`` work in an
-environment where roberta-cli is installed:
+Nothing is patched when this module is imported; ``apply()`` arms the patches, and they take
+effect as the packages they fix are imported. Every module of roberta-cli that imports fairseq
+calls ``apply()`` first, and the ``roberta_cli_compat.pth`` startup hook calls it in every
+interpreter of an environment where roberta-cli is installed, so that vanilla ``fairseq-train``
+and ``RobertaModel.from_pretrained`` work there too and know the ``rcli_*`` names:
 
-    python -c "import roberta_cli.compat, fairseq; print(fairseq.__version__)"
+    python -c "import roberta_cli.compat as c; c.apply(); import fairseq; print(fairseq.__version__)"
 
 Each patch names the upstream problem, the versions it fixes, and the test that fails without
 it (tests/test_compat.py).
 """
 import dataclasses
+import importlib
 import importlib.abc
 import importlib.util
 import sys
+
+from roberta_cli import checkpoints
 
 # Packages whose dataclasses use an *instance* of another dataclass as a field default.
 _LEGACY_DATACLASS_PACKAGES = ("fairseq", "fairseq_cli", "hydra", "omegaconf")
@@ -59,43 +63,13 @@ def _patch_dataclass_defaults():
 # fairseq 0.12.2 calls torch.load() without weights_only; since torch 2.6 that means
 # weights_only=True, and its checkpoints then fail with "Unsupported global: GLOBAL
 # argparse.Namespace" (and omegaconf containers). Upstream later turned weights_only off,
-# which lets a checkpoint run arbitrary code; instead we allow-list exactly
-# the plain types a fairseq checkpoint holds, and the placeholder fairseq uses to broadcast one
-# between ranks (resuming under DDP). Tests: test_compat.py::test_checkpoint_allow_list,
-# ::test_checkpoint_broadcast_between_ranks_loads.
-def checkpoint_safe_globals():
-    """The types a fairseq/roberta-cli checkpoint may contain besides tensors."""
-    import argparse
-    import collections
-    import typing
-
-    from omegaconf import DictConfig, ListConfig
-    from omegaconf.base import ContainerMetadata, Metadata
-    from omegaconf.nodes import AnyNode
-
-    safe = [argparse.Namespace, DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode,
-            typing.Any, dict, list, int, float, str, bool, collections.defaultdict]
-    if "fairseq" in sys.modules:
-        # rank 0 loads a checkpoint and broadcasts it to the other ranks as torch.save'd bytes in
-        # which each tensor is replaced by this {index: int} record (distributed/utils.py)
-        from fairseq.distributed.utils import _TensorPlaceholder
-
-        safe.append(_TensorPlaceholder)
-    return safe
-
-
-def load_checkpoint(path, **kwargs):
-    """torch.load with weights_only=True and the allow-list (usable before fairseq is imported)."""
-    import torch
-
-    torch.serialization.add_safe_globals(checkpoint_safe_globals())
-    return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
-
-
+# which lets a checkpoint run arbitrary code; instead we allow-list exactly the plain types a
+# fairseq checkpoint holds (roberta_cli.checkpoints.safe_globals). Tests:
+# test_compat.py::test_checkpoint_allow_list, ::test_checkpoint_broadcast_between_ranks_loads.
 def _patch_torch_load():
     import torch
 
-    torch.serialization.add_safe_globals(checkpoint_safe_globals())
+    torch.serialization.add_safe_globals(checkpoints.safe_globals())
     import fairseq.checkpoint_utils as cu
 
     original = cu.torch.load
@@ -185,7 +159,7 @@ def _patch_gpt2_bpe():
     original_from_pretrained = hub_utils.from_pretrained
 
     def from_pretrained(model_name_or_path, *args, **kwargs):
-        for name, arg in (("encoder.json", "gpt2_encoder_json"), ("vocab.bpe", "gpt2_vocab_bpe")):
+        for arg, name in checkpoints.BPE_FILES["gpt2"].items():
             path = os.path.join(str(model_name_or_path), name)
             if arg not in kwargs and os.path.isfile(path):
                 kwargs[arg] = path
@@ -249,7 +223,7 @@ def _patch_background_consumer():
 
 
 def _patch_loaded_fairseq():
-    """Patches that need fairseq imported; then register roberta-cli's tasks and models."""
+    """The patches that need fairseq imported, once."""
     if "fairseq" in _applied:
         return
     _applied.add("fairseq")
@@ -258,36 +232,49 @@ def _patch_loaded_fairseq():
     _patch_gpt2_bpe()
     global stop_prefetch_threads
     stop_prefetch_threads = _patch_background_consumer()
-    # register rcli_* tasks/architectures so checkpoints load without --user-dir
-    importlib.import_module("roberta_cli.registry")
 
 
-class _FairseqImportHook(importlib.abc.MetaPathFinder):
-    """Runs _patch_loaded_fairseq right after ``import fairseq`` finishes, once."""
+class _ImportHook(importlib.abc.MetaPathFinder):
+    """Patches each package of _LEGACY_DATACLASS_PACKAGES as it is first imported: the dataclass
+    patch before its code runs; for fairseq, the fairseq patches and the plugins right after."""
 
     def find_spec(self, name, path, target=None):
-        if name != "fairseq":
+        if name not in _LEGACY_DATACLASS_PACKAGES or name in _hooked:
             return None
-        sys.meta_path.remove(self)
+        _hooked.add(name)
+        _patch_dataclass_defaults()
         spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
+        if name != "fairseq" or spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
 
         def exec_then_patch(module):
             exec_module(module)
             _patch_loaded_fairseq()
+            _import_plugins()
 
         spec.loader.exec_module = exec_then_patch
         return spec
 
 
-def apply():
-    _patch_dataclass_defaults()
+_hooked = set()  # top-level packages the hook has seen being imported
+_plugins = []  # modules to import once fairseq is: they register tasks, models, ...
+
+
+def _import_plugins():
+    while _plugins:
+        importlib.import_module(_plugins.pop(0))
+
+
+def apply(plugin=None):
+    """Arm the patches (idempotent). ``plugin``: a module to import once fairseq is imported,
+    e.g. "roberta_cli.tasks", whose import registers roberta-cli's names with fairseq."""
+    if plugin:
+        _plugins.append(plugin)
+    if any(name in sys.modules for name in _LEGACY_DATACLASS_PACKAGES):
+        _patch_dataclass_defaults()  # too late for packages already imported, in time for others
     if "fairseq" in sys.modules:
         _patch_loaded_fairseq()
-    elif not any(isinstance(f, _FairseqImportHook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _FairseqImportHook())
-
-
-apply()
+        _import_plugins()
+    elif not any(isinstance(f, _ImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _ImportHook())

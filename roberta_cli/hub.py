@@ -12,38 +12,30 @@ and manifest.json. RobertaHub is fairseq's RobertaHubInterface (encode, decode,
 extract_features, register_classification_head, predict, .eval(), .to(device)) plus fill_mask
 with several masks and batched methods that sort by length and pad minimally.
 """
+import json
 import os
+import re
 
-import roberta_cli  # noqa: F401  (compat patches before fairseq)
 import torch
-from fairseq import hub_utils
-from fairseq.models.roberta.hub_interface import RobertaHubInterface
 
-from roberta_cli.data.bpe import BPE_FILES, MANIFEST, ByteLevelEncoder, bpe_kwargs
+from roberta_cli import compat, qa, tasks  # noqa: F401 (tasks: the rcli_* names checkpoints use)
+from roberta_cli.data.bpe import BPE_FILES, ByteLevelEncoder, bpe_args
 from roberta_cli.errors import UserError
+
+compat.apply()  # before fairseq is imported
+
+from fairseq import hub_utils  # noqa: E402
+from fairseq.models.roberta.hub_interface import RobertaHubInterface  # noqa: E402
 
 MASK = "<mask>"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # from_pretrained(precision=...): autocast dtype
-
-
-def bpe_args(model_dir):
-    """fairseq BPE arguments for the files kept in ``model_dir``: manifest.json says which;
-    without one (a plain fairseq model directory) the files that are there."""
-    if os.path.isfile(os.path.join(model_dir, MANIFEST)):
-        return bpe_kwargs(model_dir)
-    for kind, names in BPE_FILES.items():
-        files = {arg: os.path.join(model_dir, name) for arg, name in names.items()}
-        if all(os.path.isfile(p) for p in files.values()):
-            return {"bpe": kind, **files}
-    raise UserError(f"no BPE files in {model_dir} (encoder.json + vocab.bpe, vocab.json + "
-                    "merges.txt, or sentencepiece.bpe.model); copy them from the data-bin")
 
 
 def from_pretrained(model_dir, checkpoint_file="checkpoint_best.pt", device=None,
                     precision="fp32", **overrides):
     """A RobertaHub in eval mode for ``model_dir/checkpoint_file``; nothing is downloaded.
     ``precision="bf16"`` runs the batched methods under bf16 autocast (weights stay fp32):
-    about 1.3x faster on a CPU with AMX (benchmarks/inference.py), features at cosine >= 0.98
+    faster on CPUs with bf16 matrix units (benchmarks/inference.py), features at cosine >= 0.98
     to fp32 (tests/test_hub.py)."""
     if precision not in PRECISIONS:
         raise UserError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -63,8 +55,8 @@ def from_pretrained(model_dir, checkpoint_file="checkpoint_best.pt", device=None
 class RobertaHub(RobertaHubInterface):
     """fairseq's RoBERTa hub interface plus multi-mask fill_mask and batched methods."""
 
-    # padded tokens per batch in the *_batch methods: on CPU 2048 ran 25% faster than 8192
-    # (cache-sized batches; SST-2 dev, 2 layers/hidden 128); a GPU wants more (set it)
+    # padded tokens per batch in the *_batch methods: cache-sized batches ran fastest on CPU
+    # (benchmarks/inference.py); a GPU wants more (set it)
     max_tokens = 2048
     autocast_dtype = None  # torch.bfloat16: the batched methods run under autocast
 
@@ -103,8 +95,7 @@ class RobertaHub(RobertaHubInterface):
             self._batch_bpe_cache = None
             bpe = self.cfg.bpe
             name = _cfg_get(bpe, "_name")
-            files = {"gpt2": ("gpt2_encoder_json", "gpt2_vocab_bpe"),
-                     "hf_byte_bpe": ("bpe_vocab", "bpe_merges")}.get(name)
+            files = BPE_FILES[name] if name in ("gpt2", "hf_byte_bpe") else None
             if files and not _cfg_get(bpe, "bpe_add_prefix_space"):
                 encoder = ByteLevelEncoder(*(_cfg_get(bpe, f) for f in files))
                 d = self.task.source_dictionary
@@ -249,8 +240,6 @@ class RobertaHub(RobertaHubInterface):
     def task_manifest(self):
         """The fine-tuning data's manifest (task, kind, labels, metric); UserError when this
         model was not made by roberta-finetune."""
-        import json
-
         if getattr(self, "_task_manifest", None) is None:
             model_dir = _cfg_get(self.cfg.task, "data") or "."
             path = os.path.join(model_dir, "task_manifest.json")
@@ -303,8 +292,6 @@ class RobertaHub(RobertaHubInterface):
                 or _cfg_get(self.cfg.model, "max_option_length") or self.model.max_positions())
 
     def _line(self, text):
-        import re
-
         bpe = self.bpe.encode(re.sub(r"\s+", " ", text).strip())
         return self.task.source_dictionary.encode_line(bpe, append_eos=True,
                                                        add_if_not_exist=False).long()
@@ -342,16 +329,15 @@ class RobertaHub(RobertaHubInterface):
     def answer(self, question, context, **kwargs):
         """Extractive QA (a SQuAD-fine-tuned model): ``{"answer": text, "start": s, "end": e,
         "score", "null_score"}`` with ``context[s:e] == text``; no answer (SQuAD 2.0) is
-        ``{"answer": "", "start": None, "end": None, ...}``. See roberta_cli.tasks.squad."""
-        from roberta_cli.tasks import squad
-
-        return squad.answer(self, question, context, **kwargs)
+        ``{"answer": "", "start": None, "end": None, ...}``. See roberta_cli.qa."""
+        return self.answer_batch([(question, context)], **kwargs)[0]
 
     def answer_batch(self, pairs, **kwargs):
-        """``answer`` for many (question, context) pairs, windows run as padded batches."""
-        from roberta_cli.tasks import squad
-
-        return squad.answer_batch(self, pairs, **kwargs)
+        """``answer`` for many (question, context) pairs, windows run as padded batches;
+        ``max_length``, ``stride`` and ``null_threshold`` default to the fine-tuning's."""
+        if getattr(self, "_qa_tokenizer", None) is None:
+            self._qa_tokenizer = qa.tokenizer(self)
+        return qa.answer_batch(self, self._qa_tokenizer, pairs, **kwargs)
 
 
 def _cfg_get(cfg, key):

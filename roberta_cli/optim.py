@@ -7,14 +7,18 @@ Python loop of ~10 tensor ops per parameter:
 
 Same flags as ``adam``. One difference in arithmetic: eps is added to sqrt(v_hat) (torch, and
 the Adam paper's Algorithm 1) instead of to sqrt(v) before bias correction (fairseq's Adam);
-tests/test_optim.py bounds what that changes. Measured on 2 CPU cores, 1 thread, the 16M
-parameters of rcli_small with the 50K vocabulary: 11 ms per step vs 67 ms for fairseq's Adam.
+tests/test_optim.py bounds what that changes.
 """
 from dataclasses import dataclass
 
 import torch
-from fairseq.optim import register_optimizer
-from fairseq.optim.adam import FairseqAdam, FairseqAdamConfig
+
+from roberta_cli import compat
+
+compat.apply()  # before fairseq is imported
+
+from fairseq.optim import register_optimizer  # noqa: E402
+from fairseq.optim.adam import FairseqAdam, FairseqAdamConfig  # noqa: E402
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """Shared fixtures. Real data comes from ../shared/data (or $ROBERTA_CLI_DATA); tests that need
-it skip when it is absent, unless ROBERTA_CLI_REQUIRE_DATA=1 (CI), which makes that a failure."""
+it skip when it is absent, unless ROBERTA_CLI_REQUIRE_DATA=1 (CI), which makes that a failure.
+
+End-to-end tests (marked ``e2e``: they run the commands, train, or start interpreters) are
+apart from the unit tests: ``pytest -m "not e2e"`` runs the fast half. A test is e2e when it
+is marked so, or when it uses a fixture that runs the commands (E2E_FIXTURES, directly or
+through another fixture)."""
 import os
 import subprocess
 import sys
@@ -8,7 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from roberta_cli import compat
+
+compat.apply()  # before any test module imports fairseq (the installed .pth hook does it too)
+
 REPO = Path(__file__).resolve().parents[1]
+E2E_FIXTURES = {"wiki_bin", "wiki_sentences_bin", "tiny_run"}  # they run roberta-preprocess/-train
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 BIN = Path(sys.executable).parent  # console scripts of the environment running the tests
 
 
@@ -51,7 +67,7 @@ def wiki_bin(shared_data, tmp_path_factory):
     """WikiText-2 test (train) and valid (valid) with the GPT-2 BPE files: a real data-bin."""
     out = tmp_path_factory.mktemp("bin") / "wiki"
     wiki = shared_data / "wikitext-2-raw"
-    run_cli("roberta-preprocess", wiki / "wiki.test.raw", "--valid", wiki / "wiki.valid.raw",
+    run_cli("roberta-preprocess", "text", wiki / "wiki.test.raw", "--valid", wiki / "wiki.valid.raw",
             "--destdir", out, "--bpe", "gpt2", "--gpt2-dir", shared_data / "gpt2_bpe",
             "--doc-boundary", "blank-line", "--workers", "2")
     return out
@@ -77,7 +93,7 @@ def wiki_sentences_bin(shared_data, tmp_path_factory):
     for the pair input formats; WikiText's blank lines are its document boundaries."""
     out = tmp_path_factory.mktemp("bin") / "wiki-sentences"
     wiki = shared_data / "wikitext-2-raw"
-    run_cli("roberta-preprocess", wiki / "wiki.test.raw", "--valid", wiki / "wiki.valid.raw",
+    run_cli("roberta-preprocess", "text", wiki / "wiki.test.raw", "--valid", wiki / "wiki.valid.raw",
             "--destdir", out, "--bpe", "gpt2", "--gpt2-dir", shared_data / "gpt2_bpe",
             "--doc-boundary", "blank-line", "--split-sentences", "--workers", "2", "--quiet")
     return out

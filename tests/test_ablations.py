@@ -1,4 +1,4 @@
-"""The paper's ablations as runs (roberta_cli.ablations, roberta-train ablation|report): the
+"""The paper's ablations as runs (roberta_cli.experiments, roberta-train ablation|report): the
 row presets, one real end-to-end ablation at the smoke scale, resuming, and the report."""
 import json
 import os
@@ -6,12 +6,12 @@ import os
 import pytest
 
 from conftest import assert_user_error, run_cli
-from roberta_cli import presets
+from roberta_cli.experiments import paper
 
 
-@pytest.mark.parametrize("scale", list(presets.ABLATION_SCALES))
+@pytest.mark.parametrize("scale", list(paper.ABLATION_SCALES))
 def test_batch_size_rows_see_the_same_sequences(scale):
-    rows = presets.ablation_rows("batch_size", scale)
+    rows = paper.ablation_rows("batch_size", scale)
     seen = [r["total_batch"] * r["updates"] for r in rows.values()]
     assert max(seen) / min(seen) < 1.05, rows  # equal up to rounding the updates
     batches = [r["total_batch"] for r in rows.values()]
@@ -22,12 +22,13 @@ def test_batch_size_rows_see_the_same_sequences(scale):
 
 def test_masking_and_format_rows_share_one_budget():
     for ablation, key in (("masking", "masking"), ("input_format", "input_format")):
-        rows = presets.ablation_rows(ablation, "cpu-minutes")
-        assert [r[key] for r in rows.values()] == presets.ABLATIONS[ablation]
+        rows = paper.ablation_rows(ablation, "cpu-minutes")
+        assert [r[key] for r in rows.values()] == paper.ABLATIONS[ablation]
         budgets = {(r["total_batch"], r["updates"], r["lr"]) for r in rows.values()}
         assert len(budgets) == 1
 
 
+@pytest.mark.e2e
 def test_bad_names_get_one_clear_line(tmp_path):
     proc = run_cli("roberta-train", "ablation", "masking", "--run-dir", tmp_path, "--scale",
                    "huge", check=False)
@@ -47,6 +48,7 @@ def masking_run(shared_data, tmp_path_factory):
     return run, args
 
 
+@pytest.mark.e2e
 def test_report_of_an_unfinished_run_says_so(masking_run, tmp_path):
     run, _ = masking_run
     (tmp_path / "ablation.json").write_text((run / "ablation.json").read_text())
@@ -54,6 +56,7 @@ def test_report_of_an_unfinished_run_says_so(masking_run, tmp_path):
     assert_user_error(proc, "roberta-train", "no finished rows")
 
 
+@pytest.mark.e2e
 def test_masking_ablation_end_to_end_and_report(masking_run):
     run, _ = masking_run
     for row in ("static", "dynamic"):
@@ -70,6 +73,7 @@ def test_masking_ablation_end_to_end_and_report(masking_run):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.e2e
 def test_rerun_keeps_finished_rows(masking_run):
     """Only what is missing runs again: here the dynamic row's fine-tuning."""
     run, args = masking_run

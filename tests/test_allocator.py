@@ -4,6 +4,8 @@ a step's large elementwise ops). In a fresh interpreter, since the setting is th
 import subprocess
 import sys
 
+import pytest
+
 PROBE = """
 import resource, sys, torch
 from roberta_cli import allocator
@@ -32,6 +34,7 @@ def page_faults(mode):
     return int(out.stdout.split()[-1])
 
 
+@pytest.mark.e2e
 def test_keep_freed_memory_reuses_pages():
     default, kept = page_faults("default"), page_faults("keep")
     # glibc's default: the 64 MB tensor (above its 32 MB mmap ceiling) is mmapped and unmapped

@@ -13,6 +13,8 @@ from conftest import REPO, run_cli
 BENCH = REPO / "benchmarks"
 SCRIPTS = ("train", "preprocess", "inference", "scaling")
 
+pytestmark = pytest.mark.e2e  # every test here runs the commands
+
 
 def run_bench(name, *args, env=None, timeout=600):
     return subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *map(str, args)],
@@ -39,7 +41,7 @@ def small_bin(shared_data, tmp_path_factory):
     """WikiText-2 valid with a dictionary of its own symbols (~18K): the tiny shape's data."""
     out = tmp_path_factory.mktemp("bench") / "wiki"
     gpt2 = shared_data / "gpt2_bpe"
-    run_cli("roberta-preprocess", shared_data / "wikitext-2-raw" / "wiki.valid.raw",
+    run_cli("roberta-preprocess", "text", shared_data / "wikitext-2-raw" / "wiki.valid.raw",
             "--valid-fraction", "0.05", "--destdir", out, "--bpe", "gpt2",
             "--gpt2-encoder", gpt2 / "encoder.json", "--gpt2-vocab", gpt2 / "vocab.bpe",
             "--doc-boundary", "blank-line", "--workers", "2", "--quiet")

@@ -3,7 +3,6 @@ import numpy as np
 import torch
 from fairseq.data import TokenBlockDataset
 
-import roberta_cli  # noqa: F401
 from roberta_cli.data.blocks import SplitLongLinesDataset, split_points
 
 

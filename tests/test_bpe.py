@@ -10,7 +10,6 @@ from collections import Counter
 import pytest
 import torch
 
-import roberta_cli  # noqa: F401  (compat patches before fairseq)
 from fairseq.data import Dictionary, data_utils, encoders
 from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
 from fairseq.tasks.fairseq_task import FairseqTask
@@ -43,6 +42,7 @@ def book_lines(shared_data):
     return [p for doc in corpus.iter_documents(sources, "file") for p in doc]
 
 
+@pytest.mark.e2e
 def test_gpt2_ids_equal_fairseq_encoder_on_wikitext_valid(gpt2, wiki_valid, fairseq_gpt2):
     ours = bpe.ByteLevelEncoder(gpt2.encoder_json, gpt2.vocab_bpe)
     assert ours.fast is not None  # the tiktoken path is the one under test
@@ -68,6 +68,7 @@ def test_tiktoken_path_equals_tokenizers_and_falls_back(gpt2, book_lines, tmp_pa
     assert slow.fast is None and slow.encode_ids(lines) == ours.encode_ids(lines)
 
 
+@pytest.mark.e2e
 def test_binarized_wikitext_valid_equals_fairseq_pipeline(gpt2, wiki_valid, fairseq_gpt2, tmp_path):
     """Our two passes (BPE ids, then one table lookup) == fairseq's encoder +
     Dictionary.encode_line(append_eos) with dict.txt, on the fairseq text layout (stripped

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import roberta_cli.compat as compat
+from roberta_cli import checkpoints
 from conftest import REPO
 
 SITE = sysconfig.get_paths()["purelib"]
@@ -24,12 +25,27 @@ def _bare_python(code):
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="the dataclass check is new in Python 3.11")
+@pytest.mark.e2e
 def test_fairseq_import_needs_dataclass_patch():
     without = _bare_python("import fairseq")
     assert without.returncode != 0 and "mutable default" in without.stderr
-    with_patch = _bare_python("import roberta_cli.compat, fairseq; print(fairseq.__version__)")
+    with_patch = _bare_python("import roberta_cli.compat as c; c.apply(); import fairseq; "
+                              "print(fairseq.__version__)")
     assert with_patch.returncode == 0, with_patch.stderr[-2000:]
     assert with_patch.stdout.strip() == "0.12.2"
+
+
+@pytest.mark.e2e
+def test_plain_code_patches_nothing_until_fairseq_is_imported():
+    """Importing data code, or arming the patches, leaves Python's dataclasses alone; they are
+    patched when fairseq (or hydra, omegaconf) is imported."""
+    proc = _bare_python(
+        "import dataclasses; original = dataclasses._process_class; "
+        "import roberta_cli.data.corpus, roberta_cli.compat as c; c.apply(); "
+        "print(dataclasses._process_class is original); import fairseq; "
+        "print(dataclasses._process_class is original)")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "False"]
 
 
 def test_patch_is_scoped_to_fairseq_packages():
@@ -46,6 +62,7 @@ def test_patch_is_scoped_to_fairseq_packages():
             inner: Mine = Mine()
 
 
+@pytest.mark.e2e
 def test_startup_hook_makes_vanilla_fairseq_import():
     """The installed .pth hook: plain `python -c 'import fairseq'` works and knows rcli_*."""
     proc = subprocess.run([sys.executable, "-c", "import fairseq.tasks as t; print('rcli_mlm' in t.TASK_REGISTRY)"],
@@ -57,7 +74,7 @@ def test_checkpoint_allow_list(tiny_run):
     ckpt = tiny_run / "checkpoint_best.pt"
     without = _bare_python(f"import torch; torch.load({str(ckpt)!r}, weights_only=True)")
     assert without.returncode != 0 and "Unsupported global" in without.stderr
-    state = compat.load_checkpoint(ckpt)
+    state = checkpoints.load(ckpt)
     assert "encoder.sentence_encoder.embed_tokens.weight" in state["model"]
 
 
@@ -103,6 +120,7 @@ def _tiny_roberta():
     return RobertaModel.build_model(args, _Task())
 
 
+@pytest.mark.e2e
 def test_ddp_wrapper_on_cpu_module(tmp_path):
     import fairseq.models.distributed_fairseq_model as dfm
 
@@ -180,7 +198,7 @@ def test_checkpoint_broadcast_between_ranks_loads(tiny_run, tmp_path):
 
     from fairseq.distributed import utils as dist_utils
 
-    state = compat.load_checkpoint(tiny_run / "checkpoint_last.pt")
+    state = checkpoints.load(tiny_run / "checkpoint_last.pt")
     group = _ddp_process_group(tmp_path)
     # what _broadcast_object_slow sends: torch.save of the object with tensors split out
     tensors = []
@@ -188,8 +206,8 @@ def test_checkpoint_broadcast_between_ranks_loads(tiny_run, tmp_path):
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     without = _bare_python(
-        "import io, torch, roberta_cli.compat as c; "
-        "torch.serialization.add_safe_globals(c.checkpoint_safe_globals()); "
+        "import io, torch, roberta_cli.checkpoints as c; "
+        "torch.serialization.add_safe_globals(c.safe_globals()); "
         f"torch.load(io.BytesIO(bytes.fromhex({buffer.getvalue().hex()!r})), weights_only=True)")
     assert without.returncode != 0 and "_TensorPlaceholder" in without.stderr
     back = dist_utils.broadcast_object(state, src_rank=0, group=group)  # world of one: a round trip

@@ -7,7 +7,6 @@ import re
 import numpy as np
 import pytest
 
-import roberta_cli  # noqa: F401  (compat patches first)
 from roberta_cli.data import corpus
 from roberta_cli.errors import UserError
 

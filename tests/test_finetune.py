@@ -12,7 +12,7 @@ import pytest
 
 import finetune_runs as runs
 from conftest import assert_user_error, run_cli
-from roberta_cli import finetune
+from roberta_cli import checkpoints, finetune
 from roberta_cli.cli import finetune as cli
 from roberta_cli.errors import UserError
 from roberta_cli.train_log import read_jsonl
@@ -27,8 +27,8 @@ def _manifest(kind="classification", rows=1000, metric="accuracy", valid=("valid
             "splits": splits, **extra}
 
 
-MODEL = finetune.Model("pre/checkpoint_best.pt", "pre", "rcli_tiny",
-                       ["--encoder-layers", "2", "--max-positions", "64"], 64, 50265)
+MODEL = finetune.Pretrained("pre/checkpoint_best.pt", "pre", checkpoints.ModelInfo(
+    "rcli_tiny", ["--encoder-layers", "2", "--max-positions", "64"], 64, 50265))
 
 
 def _flags(argv):

@@ -56,7 +56,7 @@ def test_input_format_errors(wiki_bin, wiki_sentences_bin, shared_data, tmp_path
     assert_user_error(proc, "roberta-train", "one sentence per line", "--split-sentences")
     book = shared_data / "gutenberg" / "pg11.txt"
     one = tmp_path / "one-doc"
-    run_cli("roberta-preprocess", book, "--valid", shared_data / "gutenberg" / "pg105.txt",
+    run_cli("roberta-preprocess", "text", book, "--valid", shared_data / "gutenberg" / "pg105.txt",
             "--doc-boundary", "file", "--destdir", one, "--bpe", "gpt2",
             "--gpt2-dir", shared_data / "gpt2_bpe", "--workers", "1", "--quiet")
     proc = run_cli("roberta-train", one, "--input-format", "segment-pair",

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-import roberta_cli  # noqa: F401  (compat patches before fairseq)
 from fairseq import metrics as fairseq_metrics
 
 from roberta_cli import metrics

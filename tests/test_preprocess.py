@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import roberta_cli  # noqa: F401  (compat patches before fairseq)
 from conftest import BIN, REPO, run_cli
 from fairseq.data import Dictionary, data_utils, encoders
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
@@ -20,6 +19,8 @@ from roberta_cli.data import binarize, bpe
 PROG = "roberta-preprocess"
 BOOKS = ["pg41935.txt", "pg1333.txt", "pg44447.txt"]  # the three smallest books, 152-161 KB
 DATASET_FILES = ["dict.txt", "train.bin", "train.idx", "valid.bin", "valid.idx", "manifest.json"]
+
+pytestmark = pytest.mark.e2e  # every test here runs the commands
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def gpt2_args(shared_data):
 @pytest.fixture(scope="module")
 def books_bin(books_dir, shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "books"
-    proc = run_cli(PROG, books_dir, "--include", "*.txt", "--destdir", out, "--valid-fraction",
+    proc = run_cli(PROG, "text", books_dir, "--include", "*.txt", "--destdir", out, "--valid-fraction",
                    "0.34", "--workers", "2", *gpt2_args(shared_data))
     return out, proc
 
@@ -166,10 +167,10 @@ def test_force_replaces_and_refuses_without_it(books_dir, shared_data, tmp_path)
     (out / "keep.txt").write_text("old", encoding="utf-8")
     book = books_dir / BOOKS[0]
     args = [book, "--valid", books_dir / BOOKS[1], "--destdir", out, "--quiet", *gpt2_args(shared_data)]
-    proc = run_cli(PROG, *args, check=False)
+    proc = run_cli(PROG, "text", *args, check=False)
     assert proc.returncode == 2 and "already exists and is not empty; pass --force" in proc.stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    run_cli(PROG, *args, "--force")
+    run_cli(PROG, "text", *args, "--force")
     assert sorted(p.name for p in out.iterdir()) == sorted(DATASET_FILES + ["encoder.json", "vocab.bpe"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -218,7 +219,7 @@ def test_bad_inputs_are_one_line_errors(books_dir, shared_data, tmp_path):
         name, (args, words) = item
         out = tmp_path / "runs" / name.replace(" ", "-") / "out"
         out.parent.mkdir(parents=True)
-        proc = subprocess.run([str(BIN / PROG), *map(str, args), "--destdir", str(out)],
+        proc = subprocess.run([str(BIN / PROG), "text", *map(str, args), "--destdir", str(out)],
                               capture_output=True, text=True, timeout=300)
         return name, out, words, proc
 

@@ -10,7 +10,6 @@ import shutil
 import numpy as np
 import pytest
 
-import roberta_cli  # noqa: F401  (compat patches before fairseq)
 from roberta_cli.data import squad as sq
 from roberta_cli.errors import UserError
 from conftest import assert_user_error, run_cli
@@ -245,6 +244,7 @@ def check_round_trip(data, tok, max_length, stride):
 
 
 @pytest.mark.parametrize("max_length,stride", [(384, 128), (96, 32)])
+@pytest.mark.e2e
 def test_answers_round_trip_on_the_dev_set(dev, tok, max_length, stride):
     n, in_window, exact, stats = check_round_trip(dev, tok, max_length, stride)
     print(f"\nSQuAD v1.1 dev, windows of {max_length}/stride {stride}: {n} answers, "
@@ -339,6 +339,7 @@ def squad_files(shared_data, tmp_path_factory):
             "v2": write(root / "v2.json", to_v2(subset(articles[41:42], 60), articles[:1]))}
 
 
+@pytest.mark.e2e
 def test_preprocess_layout_and_manifest(squad_files, model_dir, tmp_path):
     out = tmp_path / "squad"
     proc = run_cli("roberta-preprocess", "squad", "--train", squad_files["train"], "--valid",
@@ -369,6 +370,7 @@ def test_preprocess_layout_and_manifest(squad_files, model_dir, tmp_path):
     assert m2["task"] == "SQuAD2.0" and m2["splits"]["valid"]["impossible"] > 0
 
 
+@pytest.mark.e2e
 def test_preprocess_errors(squad_files, model_dir, shared_data, tmp_path):
     def run(*args, train=squad_files["train"], bpe_from=model_dir):
         return run_cli("roberta-preprocess", "squad", "--train", train, "--valid",

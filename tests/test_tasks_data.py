@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import roberta_cli  # noqa: F401  (compat patches before fairseq)
 from roberta_cli import presets
 from roberta_cli.data import tasks
 from roberta_cli.errors import UserError
@@ -107,9 +106,8 @@ def test_task_folder_itself_and_any_case(glue):
 
 # --- the table ----------------------------------------------------------------------------------
 def test_table_agrees_with_presets_and_fairseq_conventions():
-    assert set(tasks.TASKS) == set(presets.GLUE)
+    assert set(tasks.TASKS) <= set(presets.FINETUNE_TASKS)  # every GLUE task has a recipe
     for name, task in tasks.TASKS.items():
-        assert task.num_classes == presets.GLUE[name]["classes"], name
         assert task.kind in tasks.KINDS and set(task.files) <= set(tasks.SPLITS)
         assert task.files["train"].label and task.files["valid"].label, name
         assert all(spec.label is None for s, spec in task.files.items() if s.startswith("test"))

@@ -1,4 +1,5 @@
-"""roberta-train: batch planning, presets, bad input, a real pretraining run, resume, DDP."""
+"""roberta-train end to end: bad input, a real pretraining run, resume, fairseq-train with the
+plugin, DDP."""
 import os
 import re
 import subprocess
@@ -8,58 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import BIN, TINY_TRAIN, assert_user_error, run_cli
-from roberta_cli.cli import train
-from roberta_cli.compat import load_checkpoint
+from conftest import BIN, REPO, TINY_TRAIN, assert_user_error, run_cli
+from roberta_cli import pretrain
+from roberta_cli.checkpoints import load as load_checkpoint
 from roberta_cli.errors import UserError
 from roberta_cli.train_log import read_jsonl
-
-
-def test_update_freq_reaches_total_batch():
-    assert train.update_freq(256, 16, 2) == 8
-    assert train.update_freq(None, 16, 4) == 1
-    with pytest.raises(UserError, match="not divisible by devices \\(2\\) x per-device batch \\(16\\)"):
-        train.update_freq(100, 16, 2)
-
-
-def test_count_devices_reads_launcher_env(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    assert train.count_devices("cpu") == 4
-    monkeypatch.delenv("WORLD_SIZE")
-    monkeypatch.setenv("SLURM_NTASKS", "16")
-    assert train.count_devices("cuda") == 16
-
-
-def test_fairseq_argv_carries_the_papers_recipe(tmp_path):
-    o, passthrough = train.parse([str(tmp_path), "--size", "small", "--total-batch-size", "2048",
-                                  "--batch-size", "16", "--max-update", "1000", "--", "--foo", "1"])
-    argv = train.fairseq_argv(o, "rcli_small", "cpu", "fp32", 128, 1)
-    flags = dict(zip(argv[1::2], argv[2::2]))
-    assert flags["--adam-betas"] == "(0.9,0.98)" and flags["--adam-eps"] == "1e-06"
-    assert flags["--weight-decay"] == "0.01" and flags["--clip-norm"] == "0.0"
-    assert flags["--lr"] == "0.0007"  # batch 2K -> 7e-4 (paper Table 3)
-    assert flags["--warmup-updates"] == "100"  # preset 10K, capped at 10% of a 1000-update run
-    assert flags["--update-freq"] == "128" and flags["--lr-scheduler"] == "polynomial_decay"
-    assert passthrough == ["--foo", "1"] and "--compile" not in argv
-    o, _ = train.parse([str(tmp_path), "--compile"])
-    assert "--compile" in train.fairseq_argv(o, "rcli_tiny", "cpu", "bf16", 1, 1)  # rcli_mlm's
-
-
-def test_bf16_never_becomes_fairseqs_tpu_mode():
-    """fairseq 0.12.2 turns --bf16 into --tpu (an XLA device, not the GPU); bf16 is our autocast
-    on CPU and GPU alike."""
-    from fairseq import options
-
-    def parsed(flags):
-        return options.parse_args_and_arch(options.get_training_parser(), input_args=[
-            "data", "--task", "masked_lm", "--arch", "rcli_tiny", *flags])
-
-    assert parsed(["--bf16"]).tpu  # the trap
-    for device in ("cpu", "cuda"):
-        precision, flags = train.precision_flags("bf16", device)
-        assert precision == "bf16" and flags == ["--autocast-bf16"]
-        args = parsed(flags + ["--task", "rcli_mlm"])
-        assert not args.tpu and not args.bf16 and args.autocast_bf16
 
 
 def test_bad_inputs_get_one_clear_line(tmp_path, wiki_bin):
@@ -90,7 +44,7 @@ def test_checkpoint_of_another_vocabulary_is_refused(tiny_run, tmp_path):
     state["model"][emb] = state["model"][emb][:1000]
     torch.save(state, tmp_path / "small_vocab.pt")
     with pytest.raises(UserError, match="vocabulary of 1000"):
-        train.check_checkpoint(str(tmp_path / "small_vocab.pt"), 50265)
+        pretrain.check_restore_file(str(tmp_path / "small_vocab.pt"), 50265)
 
 
 def test_pretraining_lowers_validation_loss(tiny_run):
@@ -120,7 +74,7 @@ def test_resume_continues_from_last_checkpoint(tiny_run, wiki_bin, tmp_path):
 
 def test_vanilla_fairseq_train_with_user_dir(wiki_bin, tmp_path):
     proc = subprocess.run(
-        [str(BIN / "fairseq-train"), str(wiki_bin), "--user-dir", os.path.dirname(train.__file__) + "/..",
+        [str(BIN / "fairseq-train"), str(wiki_bin), "--user-dir", str(REPO / "roberta_cli"),
          "--task", "rcli_mlm", "--arch", "rcli_tiny", "--criterion", "masked_lm", "--cpu",
          "--tokens-per-sample", "64", "--batch-size", "8", "--max-update", "3", "--optimizer", "rcli_adam",
          "--lr", "1e-4", "--save-dir", str(tmp_path), "--max-valid-steps", "1", "--no-epoch-checkpoints"],

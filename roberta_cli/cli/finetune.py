@@ -1,86 +1,75 @@
-"""roberta-finetune: fine-tune a pretrained RoBERTa on GLUE, RACE or your own data, over seeds.
+"""roberta-finetune: fine-tune a pretrained RoBERTa on GLUE, RACE, SQuAD or your own data,
+over seeds. This module only parses flags and prints; the work is in roberta_cli.finetune.
 
-    roberta-preprocess glue --task SST-2 --glue-dir ../shared/data/glue --bpe-from checkpoints/books
     roberta-finetune --task SST-2 --model checkpoints/books --data data-bin/SST-2 --seeds 1,2,3
-    roberta-finetune --model checkpoints/books --data data-bin/STS-B --epochs 3 -- --num-workers 0
-    roberta-finetune --model checkpoints/books --data data-bin/SST-2 --from-scratch   # random init
-
-Settings come from roberta_cli.presets (fairseq's GLUE/RACE recipes): the task's lr and batch,
-10 epochs (updates = ceil(train rows / batch) x epochs), 6% warmup then linear decay, Adam
-(0.9, 0.98) eps 1e-6, weight decay 0.1, dropout 0.1. Flags after ``--`` go to fairseq-train
-and win. Each seed trains into SAVE_DIR/seed<N>/ (checkpoint_best.pt chosen by the task's
-metric: accuracy, F1, MCC or Pearson; train_log.jsonl; the files hub.from_pretrained needs);
-its best checkpoint is then evaluated on every labelled validation split, and
-SAVE_DIR/results.json gets the per-seed scores and their median.
 """
-import argparse
 import json
 import os
 import sys
 
-import roberta_cli  # noqa: F401  (compat patches before fairseq)
-from roberta_cli import allocator, finetune, presets
-from roberta_cli.cli.errors import Parser, UserError, run_main
+from roberta_cli import allocator, finetune, launch, presets
+from roberta_cli.cli.common import Parser, UserError, int_list, positive_int, run_main, split_passthrough
 
 PROG = "roberta-finetune"
 
+DESCRIPTION = """\
+Fine-tune a pretrained RoBERTa on data made by roberta-preprocess glue|custom|race|squad,
+once per seed. Settings come from roberta_cli.presets (fairseq's GLUE/RACE recipes, the
+paper's SQuAD recipe): the task's lr and batch, 10 epochs (updates = ceil(train rows / batch)
+x epochs), 6% warmup then linear decay, Adam (0.9, 0.98) eps 1e-6, weight decay 0.1, dropout
+0.1. Flags after -- go to fairseq-train and win.
 
-
-def _seeds(text):
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of distinct "
-                                         "integers (e.g. 1,2,3)")
-    return seeds
+Each seed trains into SAVE_DIR/seed<N>/ (checkpoint_best.pt chosen by the task's metric:
+accuracy, F1, MCC, Pearson or SQuAD F1; train_log.jsonl; the files hub.from_pretrained needs);
+its best checkpoint is then scored on every labelled validation split, and SAVE_DIR/results.json
+gets the per-seed scores and their median."""
+EXAMPLES = """examples:
+  roberta-finetune --task SST-2 --model checkpoints/books --data data-bin/SST-2 --seeds 1,2,3
+  roberta-finetune --model checkpoints/books --data data-bin/STS-B --epochs 3 -- --num-workers 0
+  roberta-finetune --model checkpoints/books --data data-bin/SST-2 --from-scratch   # random init
+  roberta-finetune --model checkpoints/books --data data-bin/squad1 --max-update 2000"""
 
 
 def build_parser():
-    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], allow_abbrev=False,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="examples:\n" + __doc__.split("\n\n")[1])
+    p = Parser(prog=PROG, description=DESCRIPTION, epilog=EXAMPLES,
+               passthrough="fairseq-train flags")
     p.add_argument("--task", help=f"the task ({', '.join(presets.finetune_tasks())}; any case); "
                                   "must be the data's (default: the data's)")
     p.add_argument("--model", required=True,
                    help="a roberta-train run directory (its checkpoint_best.pt) or a .pt file "
                         "whose directory holds dict.txt and the BPE files")
     p.add_argument("--data", required=True,
-                   help="the task directory from roberta-preprocess glue|custom|race")
+                   help="the task directory from roberta-preprocess glue|custom|race|squad")
     p.add_argument("--save-dir", help="default: checkpoints/finetune/<data directory name>")
-    p.add_argument("--seeds", type=_seeds, default=[1], help="comma-separated, e.g. 1,2,3 (default 1)")
+    p.add_argument("--seeds", type=int_list, default=[1], help="comma-separated, e.g. 1,2,3")
     p.add_argument("--lr", type=float, help="peak LR (default: the task's preset)")
-    p.add_argument("--batch-size", type=int, help="sequences per update (default: the task's preset)")
-    p.add_argument("--device-batch-size", type=int,
+    p.add_argument("--batch-size", type=positive_int,
+                   help="sequences per update (default: the task's preset)")
+    p.add_argument("--device-batch-size", type=positive_int,
                    help="sequences per device per step; gradients are accumulated up to "
                         "--batch-size (default: --batch-size / devices)")
-    p.add_argument("--epochs", type=int, help="default: the task's preset (GLUE 10, RACE 5)")
-    p.add_argument("--max-update", type=int, help="updates in all (default: from --epochs)")
-    p.add_argument("--warmup-ratio", type=float, help="share of the updates spent warming up "
-                                                      "(default 0.06)")
+    p.add_argument("--epochs", type=positive_int,
+                   help="default: the task's preset (GLUE 10, RACE 5, SQuAD 2)")
+    p.add_argument("--max-update", type=positive_int, help="updates in all (default: from --epochs)")
+    p.add_argument("--warmup-ratio", type=float,
+                   help="share of the updates spent warming up (default: the preset's 0.06)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16 where the hardware has it (CPU autocast, GPU), else fp32")
     p.add_argument("--from-scratch", action="store_true",
                    help="random initialization with the model's architecture (the baseline of "
                         "the pretrained-vs-random comparison)")
-    p.add_argument("--log-interval", type=int, help="updates between log lines (default: 5%% of the run)")
+    p.add_argument("--log-interval", type=positive_int,
+                   help="updates between log lines (default: 5%% of the run)")
     p.add_argument("--valid-interval", type=int, default=0,
-                   help="validate every N updates (default: each epoch)")
+                   help="validate every N updates (0: at each epoch's end)")
     return p
 
 
 def parse(argv):
     """(our options, fairseq flags after ``--``)."""
-    from roberta_cli.cli.train import split_passthrough
-
     argv, passthrough = split_passthrough(argv)
     o = build_parser().parse_args(argv)
-    for name in ("batch_size", "device_batch_size", "epochs", "max_update", "log_interval"):
-        value = getattr(o, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} {value} must be a positive integer")
     o.save_dir = o.save_dir or os.path.join(
         "checkpoints", "finetune", os.path.basename(os.path.normpath(o.data)))
     return o, passthrough
@@ -98,28 +87,25 @@ def format_table(results):
     return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in [head] + rows)
 
 
-def run(argv):
-    from roberta_cli.cli.train import count_devices, precision_flags, resolve_device
-
-    o, passthrough = parse(argv)
-    manifest = finetune.load_data(o.data)
+def run(o, passthrough):
+    manifest = finetune.data_manifest(o.data)
     task = finetune.resolve_task(o.task, manifest)
-    model = finetune.load_model(o.model)
-    finetune.check_vocabulary(model, o.data)
-    device = resolve_device(o.device)
-    devices = count_devices(device)
+    model = finetune.pretrained(o.model)
+    finetune.check_compatible(model, o.data, manifest)
+    device = launch.resolve_device(o.device)
+    devices = launch.count_devices(device)
     settings = finetune.plan(task, manifest, lr=o.lr, batch_size=o.batch_size, epochs=o.epochs,
                              max_update=o.max_update, warmup_ratio=o.warmup_ratio,
                              device_batch_size=o.device_batch_size, devices=devices)
-    precision, flags = precision_flags(o.precision, device)
+    precision, flags = launch.precision_flags(o.precision, device)
     settings.update(precision=precision, device=device, from_scratch=o.from_scratch,
                     fairseq_extra=passthrough)
     print(f"{PROG}: {task} ({manifest['kind']}, {settings['train_rows']:,} training rows) from "
-          f"{'scratch (random init), ' if o.from_scratch else ''}{model.checkpoint} ({model.arch}); "
-          f"lr {settings['lr']}, {settings['batch']} sequences/update, {settings['max_update']} "
-          f"updates ({settings['epochs']} epochs, {settings['warmup_updates']} warmup), "
-          f"{precision} on {devices} {device} device(s), seeds {','.join(map(str, o.seeds))}",
-          file=sys.stderr, flush=True)
+          f"{'scratch (random init), ' if o.from_scratch else ''}{model.checkpoint} "
+          f"({model.info.arch}); lr {settings['lr']}, {settings['batch']} sequences/update, "
+          f"{settings['max_update']} updates ({settings['epochs']} epochs, "
+          f"{settings['warmup_updates']} warmup), {precision} on {devices} {device} device(s), "
+          f"seeds {','.join(map(str, o.seeds))}", file=sys.stderr, flush=True)
 
     allocator.keep_freed_memory()  # this process is the trainer: reuse freed pages
     per_seed = {}
@@ -129,13 +115,13 @@ def run(argv):
                                      device=device, precision_flags=flags,
                                      from_scratch=o.from_scratch, log_interval=o.log_interval,
                                      valid_interval=o.valid_interval) + passthrough
-        if finetune.is_main_process():
+        if launch.is_main_process():
             finetune.prepare_run_dir(seed_dir, model, o.data)
-            with open(os.path.join(seed_dir, "roberta_finetune.json"), "w") as f:
+            with open(os.path.join(seed_dir, finetune.RUN_SETTINGS), "w") as f:
                 json.dump({"task": task, "seed": seed, "settings": settings, "fairseq_argv": argv},
                           f, indent=1)
-        finetune.train(argv, os.path.join(seed_dir, "train_log.jsonl"))
-        if not finetune.is_main_process():
+        finetune.train(argv, seed_dir, prog=f"{PROG} seed {seed}")
+        if not launch.is_main_process():
             continue
         if not os.path.isfile(os.path.join(seed_dir, "checkpoint_best.pt")):
             raise UserError(f"seed {seed} saved no checkpoint_best.pt in {seed_dir} (did fairseq "
@@ -154,7 +140,8 @@ def run(argv):
 
 
 def main(argv=None):
-    run_main(lambda: run(sys.argv[1:] if argv is None else argv), PROG)
+    o, passthrough = parse(sys.argv[1:] if argv is None else argv)
+    run_main(lambda: run(o, passthrough), PROG)
 
 
 if __name__ == "__main__":

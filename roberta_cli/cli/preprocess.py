@@ -1,44 +1,66 @@
-"""roberta-preprocess: raw UTF-8 text -> a fairseq masked_lm data directory (data-bin/NAME).
+"""roberta-preprocess: raw text or a fine-tuning task -> a fairseq data directory.
 
-    # books, one document per file, GPT-2 BPE with fairseq's RoBERTa dictionary:
-    roberta-preprocess ../shared/data/gutenberg --include '*.txt' --name books \\
-        --bpe gpt2 --gpt2-dir ../shared/data/gpt2_bpe --valid-fraction 0.05 --workers 2
-    # WikiText (blank lines end documents), given validation file, learned byte-level BPE:
-    roberta-preprocess ../shared/data/wikitext-2-raw/wiki.test.raw \\
-        --valid ../shared/data/wikitext-2-raw/wiki.valid.raw --name wiki --bpe bytelevel --vocab-size 8000
+    roberta-preprocess text ../shared/data/gutenberg --include '*.txt' --name books \\
+        --bpe gpt2 --gpt2-dir ../shared/data/gpt2_bpe
+    roberta-preprocess glue --task SST-2 --glue-dir ../shared/data/glue --bpe-from checkpoints/books
 
-output: dict.txt; {train,valid[,test]}.{bin,idx}, fairseq mmap datasets with one paragraph
-per item (</s> appended) and one empty item between documents, which fairseq's
---sample-break-mode complete_doc reads as document boundaries; the BPE files; manifest.json.
-Splits are whole documents. Text is read as UTF-8: invalid bytes stop the run with the file
-name and byte offset, unless --errors replace. A failed run leaves no output directory.
-
-This module only parses flags and prints; the work is in roberta_cli.data.{corpus,bpe,binarize}.
-
-Fine-tuning data: when the first argument is glue, custom or race, roberta_cli.cli.preprocess_tasks
-handles the command; squad goes to roberta_cli.cli.preprocess_squad.
+One subcommand per kind of input: ``text`` (pretraining corpora; roberta_cli.data.{corpus,bpe,
+binarize} do the work), ``glue``, ``custom`` and ``race`` (cli/preprocess_tasks.py), ``squad``
+(cli/preprocess_squad.py). This module only parses flags and prints.
 """
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-import roberta_cli  # noqa: F401  (fairseq compat patches before anything imports fairseq)
-from roberta_cli.cli.errors import Parser, UserError, run_main
-from roberta_cli.data import binarize, bpe  # these import fairseq and torch only when binarizing
+from roberta_cli.cli import preprocess_squad, preprocess_tasks
+from roberta_cli.cli.common import Parser, UserError, run_main
+from roberta_cli.data import binarize, bpe
 
 PROG = "roberta-preprocess"
 DEFAULT_VALID_FRACTION = 0.05  # of the input's documents, when --valid is not given
 DEFAULT_VOCAB_SIZE = 8000  # learned BPEs (bytelevel, sentencepiece)
 
+DESCRIPTION = "Turn raw text, or a fine-tuning task's files, into a fairseq data directory."
+EXAMPLES = """examples:
+  roberta-preprocess text ../shared/data/gutenberg --include '*.txt' --name books \\
+      --bpe gpt2 --gpt2-dir ../shared/data/gpt2_bpe
+  roberta-preprocess glue --task SST-2 --glue-dir ../shared/data/glue --bpe-from checkpoints/books
+  roberta-preprocess squad --train train-v1.1.json --valid dev-v1.1.json \\
+      --bpe-from checkpoints/books --destdir data-bin/squad
+
+each subcommand has its own help: roberta-preprocess text --help"""
+
+TEXT_DESCRIPTION = """\
+Raw UTF-8 text -> a pretraining data directory (data-bin/NAME): dict.txt; train, valid (and
+test) .bin/.idx, fairseq mmap datasets with one paragraph per item (</s> appended) and one empty
+item between documents, which fairseq's --sample-break-mode complete_doc reads as document
+boundaries; the BPE files; manifest.json. Splits are whole documents. Text is read as UTF-8:
+invalid bytes stop the run with the file name and byte offset, unless --errors replace. A
+failed run leaves no output directory."""
+TEXT_EXAMPLES = """examples:
+  # books, one document per file, GPT-2 BPE with fairseq's RoBERTa dictionary:
+  roberta-preprocess text ../shared/data/gutenberg --include '*.txt' --name books \\
+      --bpe gpt2 --gpt2-dir ../shared/data/gpt2_bpe --valid-fraction 0.05 --workers 2
+  # WikiText (blank lines end documents), its validation file, a learned byte-level BPE:
+  roberta-preprocess text ../shared/data/wikitext-2-raw/wiki.test.raw \\
+      --valid ../shared/data/wikitext-2-raw/wiki.valid.raw --name wiki --bpe bytelevel \\
+      --vocab-size 8000"""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], allow_abbrev=False,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="examples:\n" + "\n\n".join(__doc__.split("\n\n")[1:3])
-                + "\n\nfine-tuning data: roberta-preprocess {glue,custom,race,squad} --help")
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description=DESCRIPTION, epilog=EXAMPLES)
+    commands = p.add_subparsers(dest="command", metavar="{text,glue,custom,race,squad}",
+                                required=True)
+    add_text_parser(commands)
+    preprocess_tasks.add_parsers(commands)
+    preprocess_squad.add_parser(commands)
+    return p
+
+
+def add_text_parser(commands):
+    p = commands.add_parser("text", help="raw text -> pretraining data (data-bin/NAME)",
+                            description=TEXT_DESCRIPTION, epilog=TEXT_EXAMPLES)
+    p.set_defaults(run=run_text)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="text files or directories (all non-hidden files below, sorted); UTF-8, "
                         "LF or CRLF line ends")
@@ -52,14 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--doc-boundary", choices=["auto", "blank-line", "file"], default="auto",
                    help="blank-line: every non-blank line is a paragraph, blank lines end "
                         "documents (WikiText); file: one document per file, blank lines separate "
-                        "paragraphs and wrapped lines are joined (books); auto (default): file "
-                        "when any input is a directory, else blank-line")
+                        "paragraphs and wrapped lines are joined (books); auto: file when any "
+                        "input is a directory, else blank-line")
     p.add_argument("--split-sentences", action="store_true",
                    help="one sentence per line instead of one paragraph (needed by the "
                         "sentence-pair and segment-pair input formats of roberta-train)")
     p.add_argument("--errors", choices=["strict", "replace"], default="strict",
-                   help="invalid UTF-8: strict (default) stops with the file and byte offset; "
-                        "replace reads bad bytes as U+FFFD")
+                   help="invalid UTF-8: strict stops with the file and byte offset; replace "
+                        "reads bad bytes as U+FFFD")
 
     splits = p.add_argument_group("splits (whole documents)")
     splits.add_argument("--valid", action="append", metavar="PATH",
@@ -69,16 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test file or directory, repeatable")
     splits.add_argument("--valid-fraction", type=float, metavar="F",
                         help=f"fraction of INPUT documents for validation, at least one "
-                             f"(default {DEFAULT_VALID_FRACTION} without --valid)")
+                             f"(without --valid: {DEFAULT_VALID_FRACTION})")
     splits.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
-                        help="fraction of INPUT documents for a test split (default 0: none)")
+                        help="fraction of INPUT documents for a test split (0: none)")
     splits.add_argument("--seed", type=int, default=1, help="seed of the split (and of "
-                        "sentencepiece's training sample); default 1")
+                        "sentencepiece's training sample)")
 
     b = p.add_argument_group("BPE")
     b.add_argument("--bpe", choices=["gpt2", "bytelevel", "sentencepiece"], default="gpt2",
-                   help="gpt2 (default): OpenAI's GPT-2 BPE, as RoBERTa; bytelevel / "
-                        "sentencepiece: learn a BPE on the training split")
+                   help="gpt2: OpenAI's GPT-2 BPE, as RoBERTa; bytelevel / sentencepiece: learn "
+                        "a BPE on the training split")
     b.add_argument("--gpt2-dir", metavar="DIR",
                    help="directory with encoder.json, vocab.bpe and optionally dict.txt (used "
                         "as --gpt2-dict when present)")
@@ -88,11 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fairseq's GPT-2 dict.txt (fixed 50264-symbol vocabulary); without it "
                         "the dictionary is built from the training split's counts")
     b.add_argument("--vocab-size", type=int, metavar="N",
-                   help=f"size of a learned BPE (default {DEFAULT_VOCAB_SIZE})")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
-                   help="encoding processes (default min(4, CPUs)); output does not depend on it")
+                   help=f"size of a learned BPE (bytelevel, sentencepiece: {DEFAULT_VOCAB_SIZE})")
+    p.add_argument("--workers", type=int, default=binarize.DEFAULT_WORKERS, metavar="N",
+                   help="encoding processes, min(4, CPUs) by default; output does not depend on it")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
-    return p
 
 
 def _check_args(args):
@@ -123,8 +144,7 @@ def _check_args(args):
     return args.destdir
 
 
-def _main(argv=None):
-    args = build_parser().parse_args(argv)
+def run_text(args):
     destdir = _check_args(args)
     binarize.check_destdir(destdir, args.force)  # before the slow checks below
     gpt2 = None
@@ -160,32 +180,9 @@ def print_summary(manifest, destdir, seconds, workers):
           f"{source_mb / max(seconds, 1e-9):.2f} MB/s with {workers} worker{'s' * (workers > 1)}")
 
 
-TASK_COMMANDS = ("glue", "custom", "race")  # roberta_cli.cli.preprocess_tasks
-SQUAD_COMMAND = "squad"  # roberta_cli.cli.preprocess_squad
-
-
-def _load_squad():
-    try:
-        from roberta_cli.cli import preprocess_squad
-    except ModuleNotFoundError as e:
-        if e.name != "roberta_cli.cli.preprocess_squad":
-            raise
-        raise UserError("SQuAD preprocessing is not available in this version of roberta-cli; "
-                        "use roberta-preprocess glue, custom or race") from None
-    return preprocess_squad
-
-
 def main(argv=None):
-    """Pretraining data (``INPUT... --name/--destdir``), or fine-tuning data when the first
-    argument is a command: glue, custom, race (preprocess_tasks) or squad (preprocess_squad)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] and argv[0] in TASK_COMMANDS:
-        from roberta_cli.cli import preprocess_tasks
-
-        return preprocess_tasks.main(argv)
-    if argv[:1] == [SQUAD_COMMAND]:
-        return run_main(_load_squad, PROG).main(argv[1:])
-    run_main(lambda: _main(argv), PROG)
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    run_main(lambda: args.run(args), PROG)
 
 
 if __name__ == "__main__":

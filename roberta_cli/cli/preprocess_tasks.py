@@ -1,37 +1,81 @@
 """roberta-preprocess glue|custom|race: fine-tuning data for fairseq's sentence_prediction
-(GLUE, your own classification/regression files) and sentence_ranking (RACE) tasks.
-
-    roberta-preprocess glue --task SST-2 --glue-dir ../shared/data/glue --bpe-from checkpoints/books
-    roberta-preprocess glue --task all --glue-dir ../shared/data/glue --bpe-from checkpoints/books
-    roberta-preprocess custom --train reviews/train.jsonl --valid reviews/dev.jsonl \\
-        --text-columns text --label-column stars --bpe-from checkpoints/books --destdir data-bin/reviews
-    roberta-preprocess race --race-dir RACE --bpe-from checkpoints/books --destdir data-bin/RACE
-
-output (DEST, default data-bin/<TASK>): input0/ [input1/ ...] (dict.txt = the model's, and
-{train,valid,test}.bin/.idx with BPE text + </s>), label/ (classification: dict.txt of the
-labels in fixed order + .bin/.idx; regression and RACE: {split}.label text), the model's BPE
-files and manifest.json (task, kind, labels, metric, splits with row counts and sources).
-Rows keep file order. --bpe-from is the pretrained model's directory (or its data-bin): the
-text is encoded with its BPE and dict.txt, so ids match the model. A failed run leaves no
-output directory.
-
-This module only parses flags and prints; the work is in roberta_cli.data.{tasks,task_binarize}.
+(GLUE, your own classification/regression files) and sentence_ranking (RACE) tasks. This
+module only parses flags and prints; the work is in roberta_cli.data.{tasks,task_binarize}.
 """
-import argparse
-import os
-import sys
 import time
 from pathlib import Path
 
-import roberta_cli  # noqa: F401  (fairseq compat patches before anything imports fairseq)
-from roberta_cli.cli.errors import Parser, UserError, positive_int, run_main
-from roberta_cli.data import binarize, tasks
+from roberta_cli.cli.common import UserError, positive_int
+from roberta_cli.data import binarize, bpe, tasks
 from roberta_cli.data import task_binarize as tb
 
 PROG = "roberta-preprocess"
-COMMANDS = ("glue", "custom", "race")
+DEFAULT_WORKERS = binarize.DEFAULT_WORKERS
+
+OUTPUT = """\
+Output (DEST): input0/ [input1/ ...] (dict.txt = the model's, and {train,valid,test}.bin/.idx
+with BPE text + </s>), label/ (classification: dict.txt of the labels in fixed order +
+.bin/.idx; regression and RACE: {split}.label text), the model's BPE files and manifest.json
+(task, kind, labels, metric, splits with row counts and sources). Rows keep file order.
+--bpe-from is the pretrained model's directory (or its data-bin): the text is encoded with its
+BPE and dict.txt, so ids match the model. A failed run leaves no output directory."""
+HELP = {
+    "glue": ("a GLUE task's TSV files -> fine-tuning data (data-bin/TASK)", """examples:
+  roberta-preprocess glue --task SST-2 --glue-dir ../shared/data/glue --bpe-from checkpoints/books
+  roberta-preprocess glue --task all --glue-dir ../shared/data/glue --bpe-from checkpoints/books"""),
+    "custom": ("your own TSV/CSV/JSONL -> classification or regression data", """examples:
+  roberta-preprocess custom --train reviews/train.jsonl --valid reviews/dev.jsonl \\
+      --text-columns text --label-column stars --bpe-from checkpoints/books \\
+      --destdir data-bin/reviews
+  roberta-preprocess custom --train pairs/train.tsv --valid pairs/dev.tsv \\
+      --text-columns a,b --label-column score --regression --bpe-from checkpoints/books \\
+      --destdir data-bin/pairs"""),
+    "race": ("RACE's JSON files -> multiple-choice data (data-bin/RACE)", """examples:
+  roberta-preprocess race --race-dir RACE --bpe-from checkpoints/books --destdir data-bin/RACE"""),
+}
 
 
+def add_parsers(commands):
+    """The glue, custom and race subcommands of roberta-preprocess."""
+    for command, (summary, examples) in HELP.items():
+        p = commands.add_parser(command, help=summary, description=f"{summary}.\n\n{OUTPUT}",
+                                epilog=examples)
+        p.set_defaults(run=RUN[command])
+        ARGUMENTS[command](p)
+
+
+def _glue_arguments(p):
+    p.add_argument("--task", required=True,
+                   help=f"{', '.join(tasks.TASKS)} (any case), or all: every task with a "
+                        "folder under --glue-dir")
+    p.add_argument("--glue-dir", required=True, type=Path, metavar="DIR",
+                   help="the GLUE folder (CoLA/, SST-2/, ... as written by "
+                        "download_glue_data.py), or one task's folder")
+    _common(p, "output directory (default data-bin/<TASK>; with --task all, the parent of "
+               "the task directories, default data-bin)")
+
+
+def _custom_arguments(p):
+    p.add_argument("--train", required=True, type=Path, metavar="FILE",
+                   help=".tsv / .csv with a header row, or .jsonl with one object per line")
+    p.add_argument("--valid", required=True, type=Path, metavar="FILE",
+                   help="validation file, same columns")
+    p.add_argument("--test", type=Path, metavar="FILE",
+                   help="test file; its label column may be missing (unlabelled)")
+    p.add_argument("--text-columns", required=True, metavar="COL[,COL2]",
+                   help="one column (a sentence) or two (a pair), by header name / key")
+    p.add_argument("--label-column", required=True, metavar="COL", help="label column / key")
+    p.add_argument("--regression", action="store_true",
+                   help="numeric labels, one regression target (without it: classes, ordered "
+                        "numerically when all are integers, else alphabetically)")
+    _common(p, "output directory (required)")
+
+
+def _race_arguments(p):
+    p.add_argument("--race-dir", required=True, type=Path, metavar="DIR",
+                   help="RACE folder: train/, dev/, test/, each with middle/ and high/ (test: "
+                        "middle -> test, high -> test1) or the JSON files directly")
+    _common(p, "output directory (default data-bin/RACE)")
 
 
 def _common(p, destdir_help):
@@ -43,46 +87,9 @@ def _common(p, destdir_help):
                    help="replace an existing non-empty output directory")
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="only the first N rows of each split, for quick experiments")
-    p.add_argument("--workers", type=positive_int, default=min(4, os.cpu_count() or 1), metavar="N",
-                   help="encoding processes (default min(4, CPUs)); output does not depend on it")
+    p.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS, metavar="N",
+                   help="encoding processes, min(4, CPUs) by default; output does not depend on it")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
-
-
-def build_parser(command: str) -> argparse.ArgumentParser:
-    examples = __doc__.split("\n\n")[1]
-    p = Parser(prog=f"{PROG} {command}", allow_abbrev=False,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[2],
-                epilog="examples:\n" + examples)
-    if command == "glue":
-        p.add_argument("--task", required=True,
-                       help=f"{', '.join(tasks.TASKS)} (any case), or all: every task with a "
-                            "folder under --glue-dir")
-        p.add_argument("--glue-dir", required=True, type=Path, metavar="DIR",
-                       help="the GLUE folder (CoLA/, SST-2/, ... as written by "
-                            "download_glue_data.py), or one task's folder")
-        _common(p, "output directory (default data-bin/<TASK>; with --task all, the parent of "
-                   "the task directories, default data-bin)")
-    elif command == "custom":
-        p.add_argument("--train", required=True, type=Path, metavar="FILE",
-                       help=".tsv / .csv with a header row, or .jsonl with one object per line")
-        p.add_argument("--valid", required=True, type=Path, metavar="FILE",
-                       help="validation file, same columns")
-        p.add_argument("--test", type=Path, metavar="FILE",
-                       help="test file; its label column may be missing (unlabelled)")
-        p.add_argument("--text-columns", required=True, metavar="COL[,COL2]",
-                       help="one column (a sentence) or two (a pair), by header name / key")
-        p.add_argument("--label-column", required=True, metavar="COL", help="label column / key")
-        p.add_argument("--regression", action="store_true",
-                       help="numeric labels, one regression target (default: classes, ordered "
-                            "numerically when all are integers, else alphabetically)")
-        _common(p, "output directory (required)")
-    else:
-        p.add_argument("--race-dir", required=True, type=Path, metavar="DIR",
-                       help="RACE folder: train/, dev/, test/, each with middle/ and high/ (test: "
-                            "middle -> test, high -> test1) or the JSON files directly")
-        _common(p, "output directory (default data-bin/RACE)")
-    return p
 
 
 def _progress(args):
@@ -104,7 +111,7 @@ def _glue(args):
         jobs = [(task, args.destdir or Path("data-bin", task.name))]
     for _, dest in jobs:  # before any slow work
         binarize.check_destdir(dest, args.force)
-    model = tb.ModelFiles(args.bpe_from)
+    model = bpe.ModelFiles(args.bpe_from)
     read = [(task, dest, tasks.read_task(task, args.glue_dir, args.limit)) for task, dest in jobs]
     for task, dest, splits in read:  # every file is read and checked before anything is written
         start = time.perf_counter()
@@ -136,7 +143,7 @@ def _custom(args):
     if args.label_column in text_columns:
         raise UserError(f"--label-column {args.label_column!r} is also a text column; pass "
                         "different columns")
-    model = tb.ModelFiles(args.bpe_from)
+    model = bpe.ModelFiles(args.bpe_from)
     start = time.perf_counter()
     splits = {}
     for name, path in (("train", args.train), ("valid", args.valid), ("test", args.test)):
@@ -169,7 +176,7 @@ def _custom(args):
 def _race(args):
     dest = args.destdir or Path("data-bin", "RACE")
     binarize.check_destdir(dest, args.force)
-    model = tb.ModelFiles(args.bpe_from)
+    model = bpe.ModelFiles(args.bpe_from)
     start = time.perf_counter()
     splits = tasks.read_race(args.race_dir, args.limit)
     sources = tasks.race_sources(args.race_dir)
@@ -198,20 +205,5 @@ def print_summary(manifest, destdir, seconds):
               f"{s['unk']:>7,}  {s['source']}{'' if s['labelled'] else '  (unlabelled)'}")
 
 
-COMMAND_MAIN = {"glue": _glue, "custom": _custom, "race": _race}
-
-
-def _main(argv):
-    command, rest = argv[0], argv[1:]
-    args = build_parser(command).parse_args(rest)
-    COMMAND_MAIN[command](args)
-
-
-def main(argv=None):
-    """``argv`` starts with the command: ["glue", "--task", "SST-2", ...]."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    run_main(lambda: _main(argv), PROG)
-
-
-if __name__ == "__main__":
-    main()
+ARGUMENTS = {"glue": _glue_arguments, "custom": _custom_arguments, "race": _race_arguments}
+RUN = {"glue": _glue, "custom": _custom, "race": _race}

@@ -10,7 +10,6 @@ derives ``pearson``. All x 100, computed by roberta_cli.metrics from the sums ov
 validation set (not averaged per batch). Spearman needs ranks, so it is only reported at
 evaluation time (roberta_cli.finetune), not used for checkpoint selection.
 """
-import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -21,16 +20,10 @@ from fairseq.criterions.sentence_prediction import (SentencePredictionConfig,
                                                     SentencePredictionCriterion)
 
 from roberta_cli import metrics
+from roberta_cli.models.precision import autocast
 
 BINARY_STATS = ("tp", "fp", "fn", "tn")
 REGRESSION_STATS = ("n", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
-
-
-def autocast(enabled, model):
-    """bf16 autocast on the model's device when ``enabled`` (fairseq 0.12.2's --bf16 turns on --tpu)."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=next(model.parameters()).device.type, dtype=torch.bfloat16)
 
 
 @dataclass

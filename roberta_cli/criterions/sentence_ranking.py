@@ -1,18 +1,14 @@
-"""``rcli_sentence_ranking`` (criterion and task): fairseq's sentence_ranking (RACE: score each
-question+option with the article, softmax over the options) with --autocast-bf16. The task is
-fairseq's too; it only also accepts this criterion (fairseq's asserts its own criterion name).
+"""``rcli_sentence_ranking``: fairseq's sentence_ranking criterion (RACE: score each
+question+option with the article, softmax over the options) with --autocast-bf16. The task of
+the same name (roberta_cli.tasks.sentence_ranking) accepts it.
 
     fairseq-train data-bin/RACE --task rcli_sentence_ranking --criterion rcli_sentence_ranking \\
         --num-classes 4 --init-token 0 --separator-token 2 --max-option-length 128 ...
 """
 from fairseq.criterions import register_criterion
 from fairseq.criterions.sentence_ranking import SentenceRankingCriterion
-from fairseq.tasks import register_task
-from fairseq.tasks.sentence_ranking import SentenceRankingTask
 
-from roberta_cli.criterions.sentence_prediction import autocast
-
-CRITERIONS = ("sentence_ranking", "rcli_sentence_ranking")
+from roberta_cli.models.precision import autocast
 
 
 @register_criterion("rcli_sentence_ranking")
@@ -31,13 +27,3 @@ class RcliSentenceRankingCriterion(SentenceRankingCriterion):
     def forward(self, model, sample, reduce=True):
         with autocast(self.autocast_bf16, model):
             return super().forward(model, sample, reduce)
-
-
-@register_task("rcli_sentence_ranking")
-class RcliSentenceRankingTask(SentenceRankingTask):
-    @classmethod
-    def setup_task(cls, args, **kwargs):
-        if args.criterion not in CRITERIONS:
-            raise ValueError(f"--task rcli_sentence_ranking needs --criterion {' or '.join(CRITERIONS)}")
-        data_dict = cls.load_dictionary(args, f"{args.data}/input0/dict.txt", source=True)
-        return cls(args, data_dict)

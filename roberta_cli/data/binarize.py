@@ -51,13 +51,14 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-import roberta_cli
+from roberta_cli import __version__, compat
 from roberta_cli.data import bpe as bpe_lib
 from roberta_cli.data import corpus
 from roberta_cli.errors import UserError
 
 CHUNK_CHARS = 1 << 18  # characters of raw text per encoding task (~256 KB)
 TOKENS_PER_WRITE = 1 << 20  # ids mapped through the dictionary and written at a time (pass 2)
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)  # encoding processes the commands start
 TASKS_PER_WORKER = 2  # tasks in flight per worker: bounds memory, keeps workers busy
 # fairseq-preprocess defaults: --thresholdsrc 0 --nwordssrc -1 --padding-factor 8
 DICT_THRESHOLD, DICT_NWORDS, DICT_PADDING_FACTOR = 0, -1, 8
@@ -386,6 +387,7 @@ def _importing(module: str):
 def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, workers,
            split_sentences, progress):
     """Everything but the directory juggling: BPE files, dict.txt, datasets; returns manifest."""
+    compat.apply()  # before fairseq is imported, here or on the _importing thread
     fairseq_bpe = bpe_lib.FAIRSEQ_BPE[bpe]
     train = plans["train"]
     if bpe != "gpt2":
@@ -447,7 +449,7 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
         "sources": sources,
         "splits": {name: asdict(plan.stats) for name, plan in plans.items()},
         "dictionary_size": len(dictionary) - dictionary.nspecial,  # lines in dict.txt
-        "created_by": f"roberta-preprocess {roberta_cli.__version__}",
+        "created_by": f"roberta-preprocess {__version__}",
     }
 
 

@@ -1,6 +1,11 @@
 """Block building helpers on top of fairseq's datasets."""
 import numpy as np
-from fairseq.data import BaseWrapperDataset
+
+from roberta_cli import compat
+
+compat.apply()  # before fairseq is imported
+
+from fairseq.data import BaseWrapperDataset  # noqa: E402
 
 
 class SizedItems:

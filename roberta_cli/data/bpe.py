@@ -1,7 +1,7 @@
 """BPE encoders that give exactly what fairseq's ``--bpe`` encoders give, BPE training, and the
 data directory's manifest. Plain code: no argparse, no printing.
 
-    roberta-preprocess corpus/ --name books --bpe gpt2 --gpt2-dir ../shared/data/gpt2_bpe
+    roberta-preprocess text corpus/ --name books --bpe gpt2 --gpt2-dir ../shared/data/gpt2_bpe
 
     from roberta_cli.data.bpe import bpe_kwargs, encoder_from_dir, load_manifest
     enc = encoder_from_dir("data-bin/books")
@@ -32,17 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
+from roberta_cli import compat
+from roberta_cli.checkpoints import BPE_FILES, MANIFEST, MODEL_FILES
 from roberta_cli.errors import UserError
 
-MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "roberta-cli-data/1"
 
 FAIRSEQ_BPE = {"gpt2": "gpt2", "bytelevel": "hf_byte_bpe", "sentencepiece": "sentencepiece"}
-BPE_FILES = {  # fairseq bpe name -> {fairseq arg name: file name in the data dir}
-    "gpt2": {"gpt2_encoder_json": "encoder.json", "gpt2_vocab_bpe": "vocab.bpe"},
-    "hf_byte_bpe": {"bpe_vocab": "vocab.json", "bpe_merges": "merges.txt"},
-    "sentencepiece": {"sentencepiece_model": "sentencepiece.bpe.model"},
-}
 GPT2_DICT_MIN_COVERAGE = 0.5  # a GPT-2 dict.txt must hold at least half of encoder.json's ids
 SPM_MAX_SENTENCES = 1_000_000  # sentencepiece trains on a seeded sample of this many lines
 SPM_MAX_LINE_BYTES = 1 << 16  # longer lines are skipped by sentencepiece training (default 4192)
@@ -212,6 +208,59 @@ def bpe_kwargs(data_dir) -> dict:
     return kwargs
 
 
+def bpe_args(model_dir) -> dict:
+    """``bpe_kwargs`` of a directory: manifest.json says which BPE; without one (a plain fairseq
+    model directory) the BPE whose files are there."""
+    if os.path.isfile(os.path.join(model_dir, MANIFEST)):
+        return bpe_kwargs(model_dir)
+    for kind, names in BPE_FILES.items():
+        files = {arg: os.path.abspath(os.path.join(model_dir, name)) for arg, name in names.items()}
+        if all(os.path.isfile(p) for p in files.values()):
+            return {"bpe": kind, **files}
+    raise UserError(f"no BPE files in {model_dir} (encoder.json + vocab.bpe, vocab.json + "
+                    "merges.txt, or sentencepiece.bpe.model); copy them from the data-bin")
+
+
+def copy_model_files(src_dir, dst_dir, overwrite=True):
+    """MODEL_FILES of ``src_dir`` (those it has) into ``dst_dir``; with ``overwrite=False`` a
+    file already in ``dst_dir`` is kept."""
+    os.makedirs(dst_dir, exist_ok=True)
+    for name in MODEL_FILES:
+        src, dst = os.path.join(src_dir, name), os.path.join(dst_dir, name)
+        if os.path.isfile(src) and (overwrite or not os.path.isfile(dst)):
+            shutil.copyfile(src, dst)
+
+
+class ModelFiles:
+    """What --bpe-from must hold: manifest.json (its bpe and bpe_files), dict.txt, BPE files."""
+
+    def __init__(self, model_dir):
+        self.dir = Path(model_dir)
+        if not self.dir.is_dir():
+            raise UserError(f"--bpe-from {model_dir} is not a directory; pass the model "
+                            "directory written by roberta-train (or its data-bin)")
+        self.dict_txt = self.dir / "dict.txt"
+        if not (self.dir / MANIFEST).is_file() or not self.dict_txt.is_file():
+            lacking = " and ".join(n for n in (MANIFEST, "dict.txt")
+                                   if not (self.dir / n).is_file())
+            raise UserError(f"--bpe-from {model_dir} has no {lacking}; pass the model directory "
+                            "written by roberta-train (or its data-bin), which holds dict.txt, "
+                            "manifest.json and the BPE files")
+        self.manifest = load_manifest(self.dir)
+        missing = [n for n in self.manifest.get("bpe_files", {}).values()
+                   if not (self.dir / n).is_file()]
+        if missing:
+            raise UserError(f"--bpe-from {model_dir} lacks {', '.join(missing)} (listed in its "
+                            f"{MANIFEST}); pass the model directory written by "
+                            "roberta-train, which holds the BPE files of its data")
+        kwargs = bpe_kwargs(self.dir)
+        self.bpe = kwargs.pop("bpe")
+        self.files = kwargs  # fairseq arg -> absolute path
+
+    def encoder(self):
+        return load_encoder(self.bpe, self.files)
+
+
 def encoder_from_dir(data_dir):
     """The BPE encoder of a data directory: ``.encode(text) -> str``, ``.decode(str) -> text``."""
     kwargs = bpe_kwargs(data_dir)
@@ -305,6 +354,7 @@ def check_gpt2_dict(dict_txt, encoder: dict, encoder_json="encoder.json"):
 
 def load_dictionary(dict_txt):
     """fairseq's Dictionary.load, with its format errors as UserError."""
+    compat.apply()
     from fairseq.data import Dictionary
 
     try:

@@ -6,7 +6,11 @@ copy's masks once: ``static_copies(dataset, K)`` then ``StaticMaskTokensDataset.
 gives copy k of item i the mask (seed, 1, k * len + i) in every epoch, so over 4K epochs each
 sequence is seen with the same K masks 4 times each (BERT: K = 10, 40 epochs).
 """
-from fairseq.data import ConcatDataset, MaskTokensDataset
+from roberta_cli import compat
+
+compat.apply()  # before fairseq is imported
+
+from fairseq.data import ConcatDataset, MaskTokensDataset  # noqa: E402
 
 
 class StaticMaskTokensDataset(MaskTokensDataset):

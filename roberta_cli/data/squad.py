@@ -38,12 +38,17 @@ the others differ by such punctuation (stripped by SQuAD's answer normalization)
 """
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from roberta_cli import __version__
+from roberta_cli.checkpoints import dict_symbols
+from roberta_cli.data import binarize
+from roberta_cli.data.bpe import ModelFiles, bpe_args, load_dictionary, load_encoder
 from roberta_cli.errors import UserError
 
 DEFAULT_MAX_LENGTH = 384
@@ -200,8 +205,6 @@ class SquadTokenizer:
 
     @classmethod
     def from_files(cls, bpe: str, files: Dict[str, str], dict_txt, **kwargs):
-        from roberta_cli.data.bpe import load_dictionary, load_encoder
-
         if bpe not in ("gpt2", "hf_byte_bpe"):
             raise UserError(f"SQuAD needs a byte-level BPE model (gpt2 or bytelevel) for "
                             f"character offsets; this model uses {bpe}")
@@ -211,9 +214,7 @@ class SquadTokenizer:
 
     @classmethod
     def from_dir(cls, model_dir, **kwargs):
-        """From a model or data directory: dict.txt and BPE files (hub.bpe_args finds them)."""
-        from roberta_cli.hub import bpe_args
-
+        """From a model or data directory: dict.txt and BPE files (bpe_args finds them)."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise UserError(f"model directory {model_dir} does not exist; pass a run directory "
@@ -519,12 +520,6 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
     """Read, window and binarize ``sources`` ({"train": path, "valid": path}) with the BPE and
     dict.txt of ``model_dir`` into ``destdir``; returns the manifest. ``version`` auto: 2.0
     when any file has unanswerable questions. Nothing is left behind when it fails."""
-    import shutil
-
-    import roberta_cli
-    from roberta_cli.data import binarize
-    from roberta_cli.data.task_binarize import ModelFiles
-
     progress = progress or (lambda message: None)
     destdir = Path(destdir)
     binarize.check_destdir(destdir, force)
@@ -576,8 +571,8 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
             "bpe": model.manifest["bpe"],
             "bpe_files": dict(model.manifest["bpe_files"]),
             "bpe_from": str(model.dir.resolve()),
-            "dictionary_size": len(tok.dictionary) - tok.dictionary.nspecial - 1,  # - <mask>
-            "created_by": f"roberta-preprocess squad {roberta_cli.__version__}",
+            "dictionary_size": len(dict_symbols(model.dict_txt)),  # lines in dict.txt
+            "created_by": f"roberta-preprocess squad {__version__}",
         }
         Path(staging, "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n",
                                                   encoding="utf-8")

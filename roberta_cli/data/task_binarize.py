@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-import roberta_cli
+from roberta_cli import __version__, compat
 from roberta_cli.data import binarize
 from roberta_cli.data import bpe as bpe_lib
 from roberta_cli.data.tasks import (SPLITS, TASK_MANIFEST, TASK_MANIFEST_FORMAT, SplitData)
@@ -40,42 +40,12 @@ from roberta_cli.errors import UserError
 ENCODE_CHUNK = 2000  # texts per BPE encoding job
 
 
-class ModelFiles:
-    """What --bpe-from must hold: manifest.json (its bpe and bpe_files), dict.txt, BPE files."""
-
-    def __init__(self, model_dir):
-        self.dir = Path(model_dir)
-        if not self.dir.is_dir():
-            raise UserError(f"--bpe-from {model_dir} is not a directory; pass the model "
-                            "directory written by roberta-train (or its data-bin)")
-        self.dict_txt = self.dir / "dict.txt"
-        if not (self.dir / bpe_lib.MANIFEST).is_file() or not self.dict_txt.is_file():
-            lacking = " and ".join(n for n in (bpe_lib.MANIFEST, "dict.txt")
-                                   if not (self.dir / n).is_file())
-            raise UserError(f"--bpe-from {model_dir} has no {lacking}; pass the model directory "
-                            "written by roberta-train (or its data-bin), which holds dict.txt, "
-                            "manifest.json and the BPE files")
-        self.manifest = bpe_lib.load_manifest(self.dir)
-        missing = [n for n in self.manifest.get("bpe_files", {}).values()
-                   if not (self.dir / n).is_file()]
-        if missing:
-            raise UserError(f"--bpe-from {model_dir} lacks {', '.join(missing)} (listed in its "
-                            f"{bpe_lib.MANIFEST}); pass the model directory written by "
-                            "roberta-train, which holds the BPE files of its data")
-        kwargs = bpe_lib.bpe_kwargs(self.dir)
-        self.bpe = kwargs.pop("bpe")
-        self.files = kwargs  # fairseq arg -> absolute path
-
-    def encoder(self):
-        return bpe_lib.load_encoder(self.bpe, self.files)
-
-
 def _encode_texts(texts: List[str]) -> List[List[int]]:
     """Pool job: the BPE ids of each text of a chunk."""
     return binarize._WORKER["encoder"].encode_ids(texts)
 
 
-def encode_column(texts: Sequence[str], model: ModelFiles, dictionary, out_prefix: str,
+def encode_column(texts: Sequence[str], model: bpe_lib.ModelFiles, dictionary, out_prefix: str,
                   workers: int = 1):
     """BPE-encode ``texts`` (each distinct text once) and binarize one row per text into
     ``out_prefix``.bin/.idx; returns (per-row sizes with </s>, tokens, unk)."""
@@ -104,6 +74,7 @@ def write_label_dataset(labels: Sequence[str], label_order: Sequence[str], out_d
     """label/dict.txt (symbols in ``label_order``) and label/{split}.bin/.idx, one
     [label id, </s>] row per label, as fairseq-preprocess writes a label file."""
     import torch
+    compat.apply()
     from fairseq.data import Dictionary, indexed_dataset
 
     dictionary = Dictionary()
@@ -121,7 +92,7 @@ def write_label_dataset(labels: Sequence[str], label_order: Sequence[str], out_d
     builder.finalize(indexed_dataset.index_file_path(prefix))
 
 
-def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model: ModelFiles,
+def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model: bpe_lib.ModelFiles,
           labels: Optional[Sequence[str]] = None, metrics: Sequence[str] = ("accuracy",),
           valid_names: Optional[Dict[str, str]] = None, extra: Optional[dict] = None,
           workers: int = 1, force: bool = False,
@@ -204,7 +175,7 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
             "bpe_from": str(model.dir.resolve()),
             "dictionary_size": len(dictionary) - dictionary.nspecial,
             **(extra or {}),
-            "created_by": f"roberta-preprocess {roberta_cli.__version__}",
+            "created_by": f"roberta-preprocess {__version__}",
         }
         Path(staging, TASK_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n",
                                                 encoding="utf-8")

@@ -43,7 +43,7 @@ from roberta_cli.data import pairs
 from roberta_cli.data.blocks import SplitLongLinesDataset
 from roberta_cli.data.masking import StaticMaskTokensDataset, static_copies
 from roberta_cli.errors import UserError
-from roberta_cli.models import fast
+from roberta_cli.models import speedups
 from roberta_cli.tasks.autocast import AutocastBf16Steps
 
 logger = logging.getLogger(__name__)
@@ -75,12 +75,11 @@ class PretrainingConfig(MaskedLMConfig):
     attention: str = field(
         default="rcli",
         metadata={"help": "encoder self-attention: rcli (the same function, faster on CPU "
-                          "with attention dropout; roberta_cli.models.fast) or fairseq"})
+                          "with attention dropout; roberta_cli.models.speedups) or fairseq"})
     compile: bool = field(
         default=False,
         metadata={"help": "torch.compile each encoder layer (dynamic shapes); off by default: "
-                          "slower on CPU (rcli_small: 1.9 s per step vs 1.0, after a 35 s "
-                          "compile)"})
+                          "slower than eager on CPU (benchmarks/RESULTS.md)"})
 
 
 def check_config(cfg):
@@ -92,9 +91,9 @@ def check_config(cfg):
         raise UserError(f"unknown masking {cfg.masking!r}; choose dynamic or static")
     if cfg.static_copies < 1:
         raise UserError(f"--static-copies {cfg.static_copies} must be at least 1")
-    if cfg.attention not in fast.ATTENTION:
+    if cfg.attention not in speedups.ATTENTION:
         raise UserError(f"unknown --attention {cfg.attention!r}; choose one of: "
-                        f"{', '.join(fast.ATTENTION)}")
+                        f"{', '.join(speedups.ATTENTION)}")
 
 
 @register_task("rcli_mlm", dataclass=PretrainingConfig)
@@ -106,9 +105,9 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
-        fast.install(model, self.cfg.attention)
+        speedups.install(model, self.cfg.attention)
         if self.cfg.compile:
-            fast.compile_layers(model)
+            speedups.compile_layers(model)
         if self.format["nsp"] and NSP_HEAD not in getattr(model, "classification_heads", {}):
             model.register_classification_head(NSP_HEAD, num_classes=2)
         return model

@@ -1,4 +1,4 @@
-"""report.md and plots for an ablation run directory (roberta_cli.ablations):
+"""report.md and plots for an ablation run directory (roberta_cli.experiments.ablations):
 
     roberta-train report runs/masking      # -> runs/masking/report.md + *.png
 
@@ -12,8 +12,9 @@ import statistics
 from pathlib import Path
 
 from roberta_cli import presets
-from roberta_cli.ablations import ROW_FILE, tokens_seen
 from roberta_cli.errors import UserError
+from roberta_cli.experiments import paper
+from roberta_cli.experiments.ablations import ROW_FILE, tokens_seen
 from roberta_cli.train_log import read_jsonl
 
 TITLES = {"masking": "Static vs dynamic masking (paper Table 1)",
@@ -57,14 +58,14 @@ def _task_column(task, seeds):
 
 def table(plan, rows):
     """The markdown table: ours, then the paper's columns."""
-    paper = presets.PAPER_TABLES[plan["ablation"]]
+    reference = paper.PAPER_TABLES[plan["ablation"]]
     head = ["row", "seeds", "valid ppl"] + [f"{t} {_metric(rows, t)}" for t in plan["tasks"]]
-    head += [f"paper: {c}" for c in paper["columns"]]
+    head += [f"paper: {c}" for c in reference["columns"]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, seeds in rows.items():
         cells = [name, str(len(seeds)), mean_std([s["valid_ppl"] for s in seeds])]
         cells += [mean_std(_task_column(t, seeds)[1]) for t in plan["tasks"]]
-        cells += [str(v) for v in paper["rows"].get(name, ["-"] * len(paper["columns"]))]
+        cells += [str(v) for v in reference["rows"].get(name, ["-"] * len(reference["columns"]))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

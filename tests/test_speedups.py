@@ -1,4 +1,4 @@
-"""roberta_cli.models.fast: the rcli encoder self-attention and torch's GELU compute fairseq's
+"""roberta_cli.models.speedups: the rcli encoder self-attention and torch's GELU compute fairseq's
 function. A real model (the tiny one roberta-train pretrained on WikiText-2), a real padded
 batch."""
 import copy
@@ -10,7 +10,7 @@ from fairseq.modules.gelu import gelu as fairseq_gelu
 from conftest import assert_grads_close, masked_wiki_batch
 from roberta_cli import hub
 from roberta_cli.errors import UserError
-from roberta_cli.models import fast
+from roberta_cli.models import speedups as fast
 from roberta_cli.tasks.pretraining import PretrainingConfig, check_config
 
 

@@ -1,5 +1,5 @@
 """Faster training paths for fairseq's RoBERTa encoder that keep its parameters (checkpoints
-unchanged) and its function. The rcli_mlm task installs them on the models it builds:
+unchanged) and its function: patches installed on the models the rcli_mlm task builds.
 
     roberta-train data-bin/books ...                          # all of them (the default)
     roberta-train data-bin/books ... -- --attention fairseq   # fairseq's attention, to compare
@@ -7,37 +7,31 @@ unchanged) and its function. The rcli_mlm task installs them on the models it bu
 Attention. fairseq 0.12.2 hands attention to torch's F.multi_head_attention_forward, i.e.
 scaled_dot_product_attention. On a GPU that is the flash / memory-efficient kernels, dropout
 included, and we call it directly. On a CPU with attention dropout (RoBERTa's 0.1) torch has no
-fused kernel and falls back to its math path; the same math written out here (one baddbmm for
-scale, scores and padding bias; softmax in the autocast dtype; one bmm) took 192 ms instead
-of 338 ms for the forward and backward of one rcli_small self-attention (projections included)
-at 8 x 512 tokens under bf16 autocast, 1 CPU thread, before the dropout below. _Scores then
-gives q and k their gradients without autograd's transposing copy and extra scaling pass, and
-with the bitwise dropout below the same attention (8 x 457 tokens, freed pages kept by
-roberta_cli.allocator) went from 110 to 86 ms.
+fused kernel and falls back to its math path; the same math written out here is faster: one
+baddbmm for scale, scores and padding bias, softmax in the autocast dtype, one bmm. _Scores
+gives q and k their gradients without autograd's transposing copy and extra scaling pass.
 Without dropout (eval, or --attention-dropout 0) the CPU also gets scaled_dot_product_attention.
 
-Dropout. F.dropout's bernoulli_ draws one random number per element (5.5 ns each on this CPU):
-a fifth of that attention's time. keep_bits takes four 15-bit uniforms from each 64-bit draw
-of the same generator and turns them into an all-ones / all-zeros integer mask, applied with a
-bitwise and, forward and backward (torch.where's CPU kernel is scalar: 1.3 ns per element).
-It serves the attention probabilities and fairseq's dropout modules, on a CPU in training
-(GPUs keep F.dropout's fused kernel).
+Dropout. F.dropout's bernoulli_ draws one random number per element. keep_bits takes four
+15-bit uniforms from each 64-bit draw of the same generator and turns them into an all-ones /
+all-zeros integer mask, applied with a bitwise and, forward and backward (torch.where's CPU
+kernel is scalar). It serves the attention probabilities and fairseq's dropout modules, on a
+CPU in training (GPUs keep F.dropout's fused kernel).
 
 GELU. fairseq's gelu is F.gelu(x.float()).type_as(x): under bf16 autocast two full copies of
 the feed-forward activations per layer. torch's own bf16 GELU computes in fp32 internally and
-rounds once: the same values and gradients, bit for bit, 8.4 ms instead of 20-25 ms forward and
-backward for rcli_small's 8 x 512 x 1024 activations.
+rounds once: the same values and gradients, bit for bit.
 
 LM head. fairseq adds the output bias after the linear, which promotes the (masked tokens x
-50K) logits to fp32 under autocast; the bias goes inside the linear here, so they stay bf16
-for rcli_masked_lm's blocked cross-entropy.
+vocabulary) logits to fp32 under autocast; the bias goes inside the linear here, so they stay
+bf16 for rcli_masked_lm's blocked cross-entropy.
 
 Compile (``roberta-train --compile``, rcli_mlm's ``--compile``): torch.compile on each encoder
 layer, dynamic shapes; inside it the CPU takes torch's attention and dropout, which the
-compiler fuses. Off by default: on this CPU, rcli_small at 8 x 512 ran 1.9 s per step
-compiled against 1.0 s eager, after a 35 s compile.
+compiler fuses. Off by default: slower than eager on CPU (benchmarks/RESULTS.md).
 
-tests/test_fast.py compares losses and gradients with fairseq's paths.
+Speed figures are in benchmarks/RESULTS.md; tests/test_speedups.py compares losses and
+gradients with fairseq's paths.
 """
 import math
 import types

@@ -24,8 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from roberta_cli import presets
+from roberta_cli.data.tasks import TASKS
 from roberta_cli.errors import UserError
+from roberta_cli.experiments import paper
 from roberta_cli.train_log import read_jsonl
 
 ROW_FILE = "row.json"
@@ -49,13 +50,14 @@ def hardware():
     return f"{model}, {os.cpu_count()} cores (CPU)"
 
 
-def _command(module, *args):
-    """Run one of our commands (python -m roberta_cli.cli.X) with its output shown; a failure
-    stops the ablation with a one-line error naming the step."""
-    argv = [sys.executable, "-m", f"roberta_cli.cli.{module}", *map(str, args)]
+def _command(command, *args):
+    """Run one of the commands (python -m roberta_cli COMMAND), each in its own process as a
+    recipe would, with its output shown; a failure stops the ablation with a one-line error
+    naming the step."""
+    argv = [sys.executable, "-m", "roberta_cli", command, *map(str, args)]
     proc = subprocess.run(argv)
     if proc.returncode != 0:
-        raise UserError(f"{module} failed (exit {proc.returncode}) in: {' '.join(argv[2:])}; "
+        raise UserError(f"{command} failed (exit {proc.returncode}) in: {' '.join(argv[2:])}; "
                         "fix the cause shown above and run the same command again to resume")
 
 
@@ -87,7 +89,7 @@ def prepare_data(run_dir, data, scale, gpt2_dir):
         args += ["--vocab-size", scale["vocab"]]
     if Path(data).is_dir():  # a directory of books: one document per file
         args += ["--include", "*.txt", "--doc-boundary", "file"]
-    _command("preprocess", *args)
+    _command("preprocess", "text", *args)
     return out
 
 
@@ -158,14 +160,14 @@ def summarize_row(row_dir, name, row, tasks, seconds):
 def run(ablation, run_dir, scale_name, seeds, tasks, data, glue_dir, gpt2_dir, extra=()):
     """Every row x seed of ``ablation``; rows already finished are kept."""
     try:
-        scale = presets.ablation_scale(scale_name)
-        rows = presets.ablation_rows(ablation, scale_name)
+        scale = paper.ablation_scale(scale_name)
+        rows = paper.ablation_rows(ablation, scale_name)
     except KeyError as e:
         raise UserError(e.args[0]) from None
     for task in tasks:
-        if task not in presets.GLUE:
+        if task not in TASKS:
             raise UserError(f"--tasks {task}: downstream tasks are GLUE tasks "
-                            f"({', '.join(presets.GLUE)})")
+                            f"({', '.join(TASKS)})")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     plan = {"ablation": ablation, "scale": scale_name, "scale_settings": scale, "rows": rows,

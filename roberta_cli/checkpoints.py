@@ -1,0 +1,130 @@
+"""Facts about fairseq RoBERTa checkpoints and the directories that hold them, in one place: how
+to load one safely, the model's shape as fairseq flags, the vocabulary arithmetic between
+dict.txt and the embeddings, and the files a model directory keeps beside its checkpoints.
+
+    from roberta_cli import checkpoints
+    state = checkpoints.load("checkpoints/books/checkpoint_best.pt")   # weights_only=True
+    info = checkpoints.model_info(state)       # arch, --encoder-layers ..., max positions, vocab
+    info.vocab_size == checkpoints.embedding_rows("checkpoints/books/dict.txt")
+
+Loading is always ``torch.load(weights_only=True)`` with an explicit allow-list of the plain
+types fairseq stores beside the tensors (an argparse Namespace or omegaconf config); a
+checkpoint that needs anything else is refused, never unpickled with arbitrary code.
+"""
+import argparse
+import collections
+import os
+import sys
+import typing
+from dataclasses import dataclass
+from typing import List, Optional
+
+from roberta_cli.errors import UserError
+
+MANIFEST = "manifest.json"  # what roberta-preprocess made the data with
+BPE_FILES = {  # fairseq bpe name -> {fairseq arg name: file name in a model or data directory}
+    "gpt2": {"gpt2_encoder_json": "encoder.json", "gpt2_vocab_bpe": "vocab.bpe"},
+    "hf_byte_bpe": {"bpe_vocab": "vocab.json", "bpe_merges": "merges.txt"},
+    "sentencepiece": {"sentencepiece_model": "sentencepiece.bpe.model"},
+}
+# what a model (or data) directory holds besides checkpoints: the dictionary, the manifest and
+# the BPE files; copied next to the checkpoints of every run so that it loads offline
+MODEL_FILES = ("dict.txt", MANIFEST, *(n for names in BPE_FILES.values() for n in names.values()))
+TOKEN_EMBEDDING = "encoder.sentence_encoder.embed_tokens.weight"
+# fairseq's Dictionary puts <s> <pad> </s> <unk> before dict.txt's symbols, and RoBERTa's tasks
+# add <mask> after them: embedding rows = dict.txt symbols + 5
+EXTRA_SYMBOLS = 5
+
+# model cfg key -> fairseq flag: passed when fine-tuning so the model is the checkpoint's shape
+ARCH_FLAGS = {
+    "encoder_layers": "--encoder-layers", "encoder_embed_dim": "--encoder-embed-dim",
+    "encoder_ffn_embed_dim": "--encoder-ffn-embed-dim",
+    "encoder_attention_heads": "--encoder-attention-heads", "activation_fn": "--activation-fn",
+    "max_positions": "--max-positions",
+}
+ARCH_SWITCHES = {"untie_weights_roberta": "--untie-weights-roberta",
+                 "encoder_normalize_before": "--encoder-normalize-before"}
+
+
+def safe_globals() -> list:
+    """The types a fairseq/roberta-cli checkpoint may hold besides tensors."""
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.base import ContainerMetadata, Metadata
+    from omegaconf.nodes import AnyNode
+
+    safe = [argparse.Namespace, DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode,
+            typing.Any, dict, list, int, float, str, bool, collections.defaultdict]
+    if "fairseq" in sys.modules:
+        # rank 0 loads a checkpoint and broadcasts it to the other ranks as torch.save'd bytes in
+        # which each tensor is replaced by this {index: int} record (distributed/utils.py)
+        from fairseq.distributed.utils import _TensorPlaceholder
+
+        safe.append(_TensorPlaceholder)
+    return safe
+
+
+def load(path, **kwargs) -> dict:
+    """torch.load(weights_only=True) with the allow-list, onto the CPU."""
+    import torch
+
+    torch.serialization.add_safe_globals(safe_globals())
+    return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
+
+
+def read(path, flag="--restore-file") -> dict:
+    """The state of a checkpoint file (mmap'ed: cheap even for large ones); a UserError naming
+    ``flag`` when the file is missing or is not a fairseq checkpoint."""
+    if not os.path.isfile(path):
+        raise UserError(f"{flag} {path} does not exist; give an existing checkpoint_*.pt file")
+    try:
+        state = load(path, mmap=True)
+        state["model"]
+    except Exception as e:  # noqa: BLE001 (any failure means: not a usable checkpoint)
+        raise UserError(f"{flag} {path} is not a fairseq checkpoint "
+                        f"({type(e).__name__}); give a checkpoint_*.pt file") from None
+    return state
+
+
+@dataclass
+class ModelInfo:
+    """What a checkpoint says about its model."""
+
+    arch: Optional[str]
+    arch_flags: List[str]  # the checkpoint's shape as fairseq flags (ARCH_FLAGS, ARCH_SWITCHES)
+    max_positions: int
+    vocab_size: Optional[int]  # rows of the token embedding (None: the state has none)
+
+
+def model_config(state):
+    """The model section of a checkpoint's config: omegaconf (fairseq >= 0.10) or the argparse
+    Namespace of older checkpoints."""
+    return (state.get("cfg") or {}).get("model") or state.get("args")
+
+
+def _getter(cfg):
+    if hasattr(cfg, "get"):
+        return lambda key: cfg.get(key)
+    return lambda key: getattr(cfg, key, None)
+
+
+def model_info(state) -> ModelInfo:
+    get = _getter(model_config(state))
+    flags = []
+    for key, flag in ARCH_FLAGS.items():
+        if get(key) is not None:
+            flags += [flag, str(get(key))]
+    flags += [flag for key, flag in ARCH_SWITCHES.items() if get(key)]
+    emb = state["model"].get(TOKEN_EMBEDDING)
+    return ModelInfo(get("arch") or get("_name"), flags, int(get("max_positions") or 512),
+                     None if emb is None else emb.shape[0])
+
+
+def dict_symbols(dict_txt) -> List[str]:
+    """The symbols of a fairseq dict.txt, in order."""
+    with open(dict_txt, encoding="utf-8") as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
+def embedding_rows(dict_txt) -> int:
+    """Token embeddings of a RoBERTa trained on ``dict_txt``."""
+    return len(dict_symbols(dict_txt)) + EXTRA_SYMBOLS

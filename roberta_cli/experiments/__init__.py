@@ -1,0 +1,1 @@
+"""The paper's ablations (Tables 1-3): their rows and budgets, the runs, the report."""

@@ -1,0 +1,268 @@
+"""fairseq-train in this process, for pretraining and fine-tuning alike: devices, precision,
+gradient accumulation, the argv blocks both build, and the run itself.
+
+    from roberta_cli import launch
+    device = launch.resolve_device("auto")
+    devices = launch.count_devices(device)           # torchrun / SLURM world size, or GPUs
+    freq = launch.update_freq(2048, 16, devices)     # gradient accumulation
+    launch.train(argv, "checkpoints/books", prog="roberta-train", total_updates=125000)
+
+What a run prints is for a person: the caller's plan, then one progress line per interval
+(update n/total, loss, lr, speed, time left), validation results and checkpoint saves. The
+rest of what fairseq logs (its whole config, the model, every INFO line) goes to
+``RUN_DIR/train.log``, and every interval's numbers to ``RUN_DIR/train_log.jsonl``.
+
+Under torchrun or SLURM every process runs the same command; only rank 0 prints and logs.
+"""
+import contextlib
+import logging
+import os
+import sys
+import time
+
+import torch
+
+from roberta_cli import compat, tasks, train_log  # noqa: F401 (tasks: registers rcli_* names)
+from roberta_cli.errors import UserError
+
+compat.apply()  # before fairseq is imported
+
+import fairseq_cli.train as fairseq_train  # noqa: E402
+from fairseq import checkpoint_utils, distributed_utils, options  # noqa: E402
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
+from fairseq.logging import progress_bar  # noqa: E402
+
+LOG_FILE = "train.log"  # fairseq's own log of a run, in its run directory
+TRAIN_LOG = "train_log.jsonl"
+# fairseq INFO lines a person wants on the console; the rest go to train.log only
+CONSOLE_INFO = ("Loaded checkpoint", "Saved checkpoint", "done training")
+# validation numbers on the console, with their format; train_log.jsonl has them all
+VALID_KEYS = {"loss": ".3f", "ppl": ".1f", "accuracy": ".2f", "nsp_accuracy": ".2f", "f1": ".2f",
+              "mcc": ".2f", "pearson": ".2f"}
+
+
+# --- devices, precision, batch ---------------------------------------------------------------
+def resolve_device(device):
+    """auto -> cuda when a GPU is visible, else cpu; a UserError for cuda without a GPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda but no GPU is visible; use --device cpu")
+    return device
+
+
+def count_devices(device):
+    """Data-parallel workers: torchrun/SLURM's world size, else the visible GPUs, else 1."""
+    for var in ("WORLD_SIZE", "SLURM_NTASKS"):
+        if os.environ.get(var):
+            return int(os.environ[var])
+    if device == "cuda":
+        return max(1, torch.cuda.device_count())
+    return 1
+
+
+def update_freq(total_batch, per_device, devices):
+    """Gradient-accumulation steps so that per_device x devices x steps == total_batch."""
+    if total_batch is None:
+        return 1
+    step = per_device * devices
+    if total_batch <= 0 or total_batch % step:
+        raise UserError(f"--total-batch-size {total_batch} is not divisible by devices ({devices}) "
+                        f"x per-device batch ({per_device}) = {step}; choose a multiple of {step} "
+                        "or change --batch-size")
+    return total_batch // step
+
+
+def precision_flags(precision, device):
+    """(precision, fairseq flags). bf16 is torch.autocast around each step with fp32 weights and
+    optimizer (the tasks' --autocast-bf16), on CPU and GPU alike: fairseq 0.12.2's --bf16 sets
+    --tpu (options.py), so on a GPU it would train on an XLA device that is not there."""
+    if precision == "auto":
+        if device == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    if precision == "fp16" and device == "cpu":
+        raise UserError("--precision fp16 needs a GPU; on CPU use bf16 or fp32")
+    return precision, {"fp32": [], "fp16": ["--fp16"], "bf16": ["--autocast-bf16"]}[precision]
+
+
+def is_main_process():
+    """Rank 0 of a torchrun/SLURM job (or the only process): it writes run files and evaluates."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0))) == 0
+
+
+# --- the argv blocks pretraining and fine-tuning share ------------------------------------------
+def recipe_argv(s) -> list:
+    """Optimizer, schedule and dropout: the keys of presets.PRETRAIN / FINETUNE plus lr,
+    warmup_updates and max_update."""
+    return ["--optimizer", s["optimizer"], "--adam-betas", s["adam_betas"],
+            "--adam-eps", str(s["adam_eps"]), "--weight-decay", str(s["weight_decay"]),
+            "--clip-norm", str(s["clip_norm"]), "--lr-scheduler", s["lr_scheduler"],
+            "--lr", str(s["lr"]), "--warmup-updates", str(s["warmup_updates"]),
+            "--total-num-update", str(s["max_update"]), "--max-update", str(s["max_update"]),
+            "--dropout", str(s["dropout"]), "--attention-dropout", str(s["attention_dropout"])]
+
+
+def run_argv(save_dir, seed, log_interval, device, valid_interval=0) -> list:
+    """Where a run writes, how often it logs and validates, and on which device."""
+    argv = ["--save-dir", str(save_dir), "--seed", str(seed),
+            "--log-format", "none",  # train() prints the progress lines
+            "--log-interval", str(log_interval),
+            "--tensorboard-logdir", os.path.join(save_dir, "tb")]
+    if valid_interval:
+        argv += ["--validate-interval-updates", str(valid_interval),
+                 "--save-interval-updates", str(valid_interval), "--keep-interval-updates", "1"]
+    if device == "cpu":
+        argv += ["--cpu", "--distributed-backend", "gloo"]
+    return argv
+
+
+# --- the run ----------------------------------------------------------------------------------------
+def train(argv, run_dir, *, prog, total_updates=None):
+    """fairseq-train ``argv`` in this process (also under torchrun/SLURM), reporting to the
+    console and to ``run_dir`` as the module docstring says. Several runs may follow each other
+    in one process: fairseq's state from the previous one is reset first."""
+    os.makedirs(run_dir, exist_ok=True)
+    _reset_fairseq_state()
+    args = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
+    progress = Progress(os.path.join(run_dir, TRAIN_LOG), prog, total_updates)
+    with _run_logging(os.path.join(run_dir, LOG_FILE), prog), _progress_bars(progress):
+        distributed_utils.call_main(convert_namespace_to_omegaconf(args), fairseq_train.main)
+
+
+def _reset_fairseq_state():
+    """fairseq keeps the best validation score so far on its functions (for checkpoint_best.pt
+    and --patience); a second run in this process must not compare against the first's."""
+    for fn, attrs in ((checkpoint_utils.save_checkpoint, ("best",)),
+                      (fairseq_train.should_stop_early, ("best", "num_runs"))):
+        for attr in attrs:
+            if hasattr(fn, attr):
+                delattr(fn, attr)
+
+
+@contextlib.contextmanager
+def _run_logging(log_file, prog):
+    """During the run: every log record into ``log_file``; warnings and CONSOLE_INFO lines on
+    stderr as ``prog: message``; Python warnings (library deprecations) into the file only."""
+    root = logging.getLogger()
+    saved = root.level, root.handlers[:]
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(logging.Formatter(
+        "%(asctime)s | %(levelname)s | %(name)s | %(message)s", "%Y-%m-%d %H:%M:%S"))
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter(f"{prog}: %(message)s"))
+    console.addFilter(_for_console)
+    root.handlers = [file_handler, console]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.handlers = saved[1]
+        root.setLevel(saved[0])
+        file_handler.close()
+
+
+def _for_console(record):
+    if record.name == "py.warnings":
+        return False
+    if record.levelno >= logging.WARNING:
+        return True
+    return isinstance(record.msg, str) and record.getMessage().startswith(CONSOLE_INFO)
+
+
+@contextlib.contextmanager
+def _progress_bars(progress):
+    """Every progress bar fairseq makes during the run reports to ``progress`` too."""
+    make_bar = progress_bar.progress_bar
+
+    def wrapped(*args, **kwargs):
+        return _Bar(make_bar(*args, **kwargs), progress)
+
+    progress_bar.progress_bar = wrapped
+    try:
+        yield
+    finally:
+        progress_bar.progress_bar = make_bar
+
+
+class _Bar(progress_bar.BaseProgressBar):
+    def __init__(self, wrapped_bar, progress):
+        self.wrapped_bar, self.progress = wrapped_bar, progress
+
+    def __iter__(self):
+        return iter(self.wrapped_bar)
+
+    def log(self, stats, tag=None, step=None):
+        self.progress.record(stats, tag, step)
+        self.wrapped_bar.log(stats, tag=tag, step=step)
+
+    def print(self, stats, tag=None, step=None):
+        self.progress.record(stats, tag, step)
+        self.wrapped_bar.print(stats, tag=tag, step=step)
+
+    def update_config(self, config):
+        self.wrapped_bar.update_config(config)
+
+
+class Progress:
+    """One run's intervals: a row each in train_log.jsonl, and a line each for a person
+    (training intervals with the run's total and the time left; validations)."""
+
+    def __init__(self, log_path, prog, total_updates=None):
+        self.log_path, self.prog, self.total = log_path, prog, total_updates
+        self.start = time.monotonic()
+        self.first = None  # (time, update) of the first training interval: the rate's origin
+
+    def record(self, stats, tag, step):
+        if not is_main_process():
+            return
+        row = train_log.append_row(self.log_path, tag, step, stats)
+        line = self.line(row, time.monotonic())
+        if line:
+            print(f"{self.prog}: {line}", file=sys.stderr, flush=True)
+
+    def line(self, row, now):
+        step = int(row["step"] or 0)
+        if row["tag"] == "train_inner":
+            return self._train_line(row, step, now)
+        if row["tag"] == "train":  # the epoch's average: in train_log.jsonl only
+            return None
+        scores = "  ".join(f"{k} {row[k]:{fmt}}" for k, fmt in VALID_KEYS.items()
+                           if isinstance(row.get(k), float))
+        return f"{row['tag']} at update {step:,}: {scores}"
+
+    def _train_line(self, row, step, now):
+        done = f"update {step:,}"
+        if self.total:
+            done += f"/{self.total:,} ({100 * step / self.total:.0f}%)"
+        parts = [done, f"loss {row.get('loss', float('nan')):.3f}"]
+        if "ppl" in row:
+            parts.append(f"ppl {row['ppl']:.1f}")
+        if "lr" in row:
+            parts.append(f"lr {row['lr']:.3g}")
+        if "wps" in row:
+            parts.append(f"{row['wps']:,.0f} tokens/s")
+        timing = f"{duration(now - self.start)} elapsed"
+        if self.first is None:
+            self.first = (now, step)
+        elif self.total and step > self.first[1]:
+            per_update = (now - self.first[0]) / (step - self.first[1])
+            timing += f", {duration(per_update * max(0, self.total - step))} left"
+        return "  ".join(parts + [timing])
+
+
+def duration(seconds):
+    """1h02m, 5m10s, 42s."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"

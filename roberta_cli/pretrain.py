@@ -1,0 +1,193 @@
+"""Masked-LM pretraining with the paper's recipe: the plain logic behind ``roberta-train``.
+
+    from roberta_cli import pretrain
+    run = pretrain.plan("data-bin/books", size="small", total_batch_size=2048, batch_size=16,
+                        max_update=125000)      # checks everything, decides every setting
+    run.argv()                                 # the fairseq-train command line
+    pretrain.train(run, extra=["--max-tokens-valid", "8192"])   # flags that win over ours
+
+Settings come from roberta_cli.presets: the model size, Adam (0.9, 0.98) eps 1e-6, weight
+decay 0.01, no clipping, polynomial decay with warmup, dropout 0.1, masking 15% (80/10/10);
+peak LR and warmup by total batch size (the paper's Table 3). Next to the checkpoints the run
+directory gets the data's dict.txt, BPE files and manifest (so ``hub.from_pretrained(run_dir)``
+works offline), ``roberta_train.json`` (the settings and the exact fairseq command line),
+``train_log.jsonl``, ``train.log`` and TensorBoard logs.
+"""
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import List, Optional
+
+from roberta_cli import checkpoints, launch, presets
+from roberta_cli.data import bpe
+from roberta_cli.data.pairs import require_documents
+from roberta_cli.errors import UserError
+
+RUN_SETTINGS = "roberta_train.json"
+
+
+@dataclass
+class Run:
+    """Every setting of one pretraining run, checked."""
+
+    data: str
+    save_dir: str
+    arch: str
+    device: str
+    devices: int
+    precision: str
+    batch_size: int  # sequences per device per step
+    update_freq: int
+    tokens_per_sample: int
+    input_format: str
+    sample_break_mode: str
+    masking: str
+    static_copies: int
+    max_update: int
+    lr: float
+    warmup_updates: int
+    seed: int
+    log_interval: int
+    valid_interval: int
+    vocab_size: int  # token embeddings the data needs
+    restore_file: Optional[str] = None
+    compile: bool = False
+    distributed_port: int = -1
+
+    @property
+    def total_batch(self):
+        return self.batch_size * self.devices * self.update_freq
+
+    def argv(self) -> List[str]:
+        """The fairseq-train command line."""
+        fmt = presets.INPUT_FORMATS[self.input_format]
+        p = presets.PRETRAIN
+        argv = [self.data, "--task", "rcli_mlm", "--arch", self.arch,
+                "--criterion", "rcli_mlm_nsp" if fmt["nsp"] else "rcli_masked_lm",
+                "--input-format", self.input_format, "--masking", self.masking,
+                "--static-copies", str(self.static_copies),
+                "--sample-break-mode", self.sample_break_mode,
+                "--tokens-per-sample", str(self.tokens_per_sample),
+                "--mask-prob", str(p["mask_prob"]),
+                "--leave-unmasked-prob", str(p["leave_unmasked_prob"]),
+                "--random-token-prob", str(p["random_token_prob"]),
+                *launch.recipe_argv({**p, "lr": self.lr, "warmup_updates": self.warmup_updates,
+                                     "max_update": self.max_update}),
+                "--batch-size", str(self.batch_size), "--update-freq", str(self.update_freq),
+                *launch.run_argv(self.save_dir, self.seed, self.log_interval, self.device,
+                                 self.valid_interval),
+                "--skip-invalid-size-inputs-valid-test", "--no-epoch-checkpoints"]
+        if self.valid_interval:  # not also at each epoch's end (fairseq still does at the last update)
+            argv += ["--validate-interval", "1000000", "--save-interval", "1000000"]
+        if self.restore_file:
+            argv += ["--restore-file", self.restore_file]
+        if self.compile:
+            argv += ["--compile"]
+        if self.distributed_port > 0:
+            argv += ["--distributed-port", str(self.distributed_port)]
+        return argv + launch.precision_flags(self.precision, self.device)[1]
+
+
+def plan(data, *, size="tiny", arch=None, save_dir=None, total_batch_size=None, batch_size=16,
+         tokens_per_sample=presets.PRETRAIN["tokens_per_sample"],
+         input_format="full-sentences", sample_break_mode=presets.PRETRAIN["sample_break_mode"],
+         masking="dynamic", static_copies=presets.STATIC_COPIES, max_update=500000, lr=None,
+         warmup_updates=None, device="auto", precision="auto", restore_file=None, seed=1,
+         log_interval=10, valid_interval=0, compile=False, distributed_port=-1) -> Run:
+    """A checked Run; a UserError names the first problem. ``lr`` and ``warmup_updates``
+    default to the paper's for the total batch size (warmup at most 10% of a short run)."""
+    vocab_size = checkpoints.embedding_rows(check_data_bin(data))
+    check_input_format(data, input_format)
+    if static_copies < 1:
+        raise UserError(f"--static-copies {static_copies} must be at least 1")
+    if restore_file:
+        check_restore_file(restore_file, vocab_size)
+    device = launch.resolve_device(device)
+    devices = launch.count_devices(device)
+    freq = launch.update_freq(total_batch_size, batch_size, devices)
+    precision, _ = launch.precision_flags(precision, device)
+    schedule = presets.lr_for_batch(batch_size * devices * freq, size)
+    if warmup_updates is None:
+        warmup_updates = min(schedule["warmup"], max(1, max_update // 10))
+    return Run(data=data, save_dir=save_dir or default_save_dir(data),
+               arch=resolve_arch(size, arch), device=device, devices=devices,
+               precision=precision, batch_size=batch_size, update_freq=freq,
+               tokens_per_sample=tokens_per_sample, input_format=input_format,
+               sample_break_mode=sample_break_mode, masking=masking, static_copies=static_copies,
+               max_update=max_update, lr=schedule["lr"] if lr is None else lr,
+               warmup_updates=warmup_updates, seed=seed, log_interval=log_interval,
+               valid_interval=valid_interval, vocab_size=vocab_size, restore_file=restore_file,
+               compile=compile, distributed_port=distributed_port)
+
+
+def train(run: Run, extra=(), prog="roberta-train"):
+    """Write the run directory's files, then train; ``extra`` fairseq flags go last (and win)."""
+    argv = run.argv() + list(extra)
+    if launch.is_main_process():
+        bpe.copy_model_files(run.data, run.save_dir)
+        with open(os.path.join(run.save_dir, RUN_SETTINGS), "w") as f:
+            json.dump({**asdict(run), "total_batch_size": run.total_batch, "fairseq_argv": argv},
+                      f, indent=1)
+    launch.train(argv, run.save_dir, prog=prog, total_updates=run.max_update)
+
+
+def default_save_dir(data):
+    return os.path.join("checkpoints", os.path.basename(os.path.normpath(data)))
+
+
+def check_data_bin(path):
+    """``path``/dict.txt of a complete data-bin; a UserError naming what is missing otherwise."""
+    if not os.path.isdir(path):
+        raise UserError(f"data directory {path} does not exist; make one with roberta-preprocess")
+    dict_txt = os.path.join(path, "dict.txt")
+    if not os.path.isfile(dict_txt):
+        raise UserError(f"{path} is not a data-bin directory (no dict.txt); "
+                        "make one with roberta-preprocess")
+    for split in ("train", "valid"):
+        for ext in (".bin", ".idx"):
+            if not os.path.isfile(os.path.join(path, split + ext)):
+                raise UserError(f"{path} has no {split}{ext}; re-run roberta-preprocess "
+                                "(an interrupted run leaves a split half-written)")
+    return dict_txt
+
+
+def check_input_format(data, input_format):
+    """Formats that need documents or a sentence per line, against the data's manifest."""
+    if input_format not in presets.INPUT_FORMATS:
+        raise UserError(f"unknown input format {input_format!r}; choose one of: "
+                        f"{', '.join(presets.INPUT_FORMATS)}")
+    fmt = presets.INPUT_FORMATS[input_format]
+    # data made by fairseq-preprocess has no manifest: the task checks documents itself
+    manifest = bpe.load_manifest(data) if os.path.isfile(os.path.join(data, bpe.MANIFEST)) else {}
+    if fmt["docs"] and "splits" in manifest:
+        require_documents(manifest["splits"]["train"]["documents"], input_format, f"{data} (train)")
+    if fmt["sentences"] and manifest.get("lines") != "sentences":
+        raise UserError(f"input format {input_format} needs one sentence per line, but {data} "
+                        "has a paragraph per line; re-run roberta-preprocess with --split-sentences")
+
+
+def check_restore_file(path, vocab_size):
+    """Fail loudly when a named checkpoint is missing, not a checkpoint, or of another vocabulary
+    (fairseq would silently start from scratch, or crash deep inside load_state_dict)."""
+    if not os.path.isfile(path):
+        raise UserError(f"--restore-file {path} does not exist; give an existing checkpoint "
+                        "or leave it out to start (or resume) from the save directory")
+    rows = checkpoints.model_info(checkpoints.read(path)).vocab_size
+    if rows is not None and rows != vocab_size:
+        raise UserError(f"checkpoint {path} has a vocabulary of {rows} but the data has "
+                        f"{vocab_size}; preprocess with the BPE and dict.txt of that model")
+
+
+def resolve_arch(size, arch=None):
+    """--arch (any registered fairseq architecture) or the size preset's."""
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    if arch:
+        if arch not in ARCH_MODEL_REGISTRY:
+            raise UserError(f"unknown architecture {arch!r}; use --size "
+                            f"({', '.join(presets.SIZES)}) or a fairseq roberta_* architecture")
+        return arch
+    try:
+        return presets.size(size)["arch"]
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
