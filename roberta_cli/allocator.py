@@ -7,9 +7,9 @@ step's large tensors reuse pages instead of faulting in fresh ones:
 glibc serves allocations above its mmap threshold (at most 32 MB) with mmap and gives them back
 with munmap on free, and trims the heap top when free; either way the next step's tensors of the
 same size start on untouched pages, and the kernel zero-fills every 4 KB page on its first
-write. For rcli_small at 8 x 512 tokens on a CPU that was most of the cost of the large
-elementwise ops (the 50K x 256 embedding gradient's fill, the attention softmax and its
-backward ran 2-5x faster with the pages kept), and 8% of a training step. The peak resident
+write. On a CPU that is most of the cost of a step's large elementwise ops (the embedding
+gradient's fill, the attention softmax and its backward), a measurable share of a training step
+(benchmarks/RESULTS.md). The peak resident
 memory stays the same (the pages are reused, not added); the process just does not return
 them to the system before it exits.
 """

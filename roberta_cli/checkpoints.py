@@ -22,6 +22,7 @@ from typing import List, Optional
 from roberta_cli.errors import UserError
 
 MANIFEST = "manifest.json"  # what roberta-preprocess made the data with
+TASK_MANIFEST = "task_manifest.json"  # a fine-tuned model's: the manifest of its task's data
 BPE_FILES = {  # fairseq bpe name -> {fairseq arg name: file name in a model or data directory}
     "gpt2": {"gpt2_encoder_json": "encoder.json", "gpt2_vocab_bpe": "vocab.bpe"},
     "hf_byte_bpe": {"bpe_vocab": "vocab.json", "bpe_merges": "merges.txt"},

@@ -43,7 +43,6 @@ from fairseq.data import data_utils  # noqa: E402
 from fairseq.models import ARCH_MODEL_REGISTRY  # noqa: E402
 from fairseq.models.roberta import RobertaModel  # noqa: E402
 
-TASK_MANIFEST = "task_manifest.json"  # the data's manifest.json, inside a fine-tuned run dir
 RESULTS = "results.json"
 RUN_SETTINGS = "roberta_finetune.json"
 HEAD = "sentence_classification_head"  # fairseq's default head name, as in its GLUE recipes
@@ -365,7 +364,8 @@ def prepare_run_dir(save_dir, model: Pretrained, data_dir):
         if os.path.isfile(src):
             os.makedirs(os.path.join(save_dir, sub), exist_ok=True)
             shutil.copyfile(src, os.path.join(save_dir, sub, "dict.txt"))
-    shutil.copyfile(os.path.join(data_dir, "manifest.json"), os.path.join(save_dir, TASK_MANIFEST))
+    shutil.copyfile(os.path.join(data_dir, checkpoints.MANIFEST),
+                    os.path.join(save_dir, checkpoints.TASK_MANIFEST))
     copy_model_files(data_dir, save_dir, overwrite=False)  # BPE files of a plain fairseq model dir
 
 

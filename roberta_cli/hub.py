@@ -18,7 +18,7 @@ import re
 
 import torch
 
-from roberta_cli import compat, qa, tasks  # noqa: F401 (tasks: the rcli_* names checkpoints use)
+from roberta_cli import checkpoints, compat, qa, tasks  # noqa: F401 (tasks: the rcli_* names checkpoints use)
 from roberta_cli.data.bpe import BPE_FILES, ByteLevelEncoder, bpe_args
 from roberta_cli.errors import UserError
 
@@ -242,7 +242,7 @@ class RobertaHub(RobertaHubInterface):
         model was not made by roberta-finetune."""
         if getattr(self, "_task_manifest", None) is None:
             model_dir = _cfg_get(self.cfg.task, "data") or "."
-            path = os.path.join(model_dir, "task_manifest.json")
+            path = os.path.join(model_dir, checkpoints.TASK_MANIFEST)
             if not os.path.isfile(path):
                 raise UserError(f"{model_dir} is not a fine-tuned model (no task_manifest.json); "
                                 "fine-tune it with roberta-finetune, or use predict_batch with "

@@ -67,6 +67,13 @@ class Parser(argparse.ArgumentParser):
         return f"{usage}\n\n{rest}" if blank else usage + "\n"
 
 
+def add_device_arguments(p):
+    """--device and --precision, as roberta-train and roberta-finetune take them."""
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 where the hardware has it (CPU autocast, GPU), else fp32")
+
+
 def split_passthrough(argv):
     """(our arguments, the flags after the first ``--``)."""
     argv = list(argv)

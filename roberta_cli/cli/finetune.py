@@ -8,7 +8,8 @@ import os
 import sys
 
 from roberta_cli import allocator, finetune, launch, presets
-from roberta_cli.cli.common import Parser, UserError, int_list, positive_int, run_main, split_passthrough
+from roberta_cli.cli.common import (Parser, UserError, add_device_arguments, int_list,
+                                    positive_int, run_main, split_passthrough)
 
 PROG = "roberta-finetune"
 
@@ -53,9 +54,7 @@ def build_parser():
     p.add_argument("--max-update", type=positive_int, help="updates in all (default: from --epochs)")
     p.add_argument("--warmup-ratio", type=float,
                    help="share of the updates spent warming up (default: the preset's 0.06)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto: bf16 where the hardware has it (CPU autocast, GPU), else fp32")
+    add_device_arguments(p)
     p.add_argument("--from-scratch", action="store_true",
                    help="random initialization with the model's architecture (the baseline of "
                         "the pretrained-vs-random comparison)")

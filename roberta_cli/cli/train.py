@@ -10,7 +10,8 @@ import sys
 
 from roberta_cli import allocator, presets, pretrain
 from roberta_cli.cli import experiments
-from roberta_cli.cli.common import Parser, positive_int, run_main, split_passthrough
+from roberta_cli.cli.common import (Parser, add_device_arguments, positive_int, run_main,
+                                    split_passthrough)
 
 PROG = "roberta-train"
 COMMANDS = ("train", "ablation", "report")  # `roberta-train DATA ...` means `... train DATA ...`
@@ -74,9 +75,7 @@ def add_train_parser(commands):
     p.add_argument("--lr", type=float, help="peak LR (default: by total batch size, Table 3)")
     p.add_argument("--warmup-updates", type=int,
                    help="default: by total batch size, at most 10%% of --max-update")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto: bf16 where the hardware has it (CPU autocast, GPU), else fp32")
+    add_device_arguments(p)
     p.add_argument("--compile", action="store_true",
                    help="torch.compile each encoder layer (a compile of tens of seconds up "
                         "front; slower than eager on CPU: benchmarks/RESULTS.md)")

@@ -5,13 +5,12 @@ default:
         --criterion rcli_masked_lm --arch rcli_tiny ...
 
 fairseq's modules.cross_entropy on a CPU (and on a GPU without apex) takes an fp32 log-softmax
-of the whole (masked tokens x 50K) logits, then nll_loss, whose backward scatters into a dense
-zero matrix: for rcli_small's 8 x 512 batch under bf16 autocast, 31M values written and read
-back several times: 345 ms of forward and backward on 1 CPU thread. The same fp32 arithmetic
-done one cache-sized block of rows at a time (log-softmax forward; softmax - one-hot backward,
-recomputed and written straight in the logits' dtype) takes 100 ms (125 ms with fp32 logits,
-against 230) and gives fairseq's loss (to fp32 rounding) and gradients (to one rounding in the
-logits' dtype). tests/test_criterions.py compares both with masked_lm.
+of the whole (masked tokens x vocabulary) logits, then nll_loss, whose backward scatters into a
+dense zero matrix: tens of millions of values written and read back several times per batch.
+The same fp32 arithmetic done one cache-sized block of rows at a time (log-softmax forward;
+softmax - one-hot backward, recomputed and written straight in the logits' dtype) is several
+times faster (benchmarks/RESULTS.md) and gives fairseq's loss (to fp32 rounding) and gradients
+(to one rounding in the logits' dtype). tests/test_criterions.py compares both with masked_lm.
 """
 import torch
 from fairseq.criterions import register_criterion

@@ -25,10 +25,10 @@ and looked up word by word.
 Everything is written to a hidden sibling directory that is renamed to ``destdir`` at the end;
 a failure removes it, so a directory that exists is complete.
 
-fairseq and torch are imported inside the functions that binarize (they take ~1.5 s to
-import), so that bad input found while reading the corpus is reported at once; with several
-workers, on a thread while the workers encode (forked before it: ~60 MB each without torch,
-not ~240).
+fairseq and torch are imported inside the functions that binarize (they take a second or
+two to import), so that bad input found while reading the corpus is reported at once; with
+several workers, on a thread while the workers encode (forked before it, so the workers stay
+small: no torch in them).
 
 manifest.json ``splits`` counts, per split: ``documents``; ``lines`` (items in the dataset:
 paragraph lines plus the empty separator lines); ``tokens`` (all ids, </s> included: the sum of
@@ -37,7 +37,6 @@ the dataset's sizes); ``bytes`` (UTF-8 bytes of the paragraph text, after whites
 """
 import contextlib
 import importlib
-import json
 import multiprocessing
 import os
 import secrets
@@ -54,6 +53,7 @@ import numpy as np
 from roberta_cli import __version__, compat
 from roberta_cli.data import bpe as bpe_lib
 from roberta_cli.data import corpus
+from roberta_cli.data import manifest as data_manifest
 from roberta_cli.errors import UserError
 
 CHUNK_CHARS = 1 << 18  # characters of raw text per encoding task (~256 KB)
@@ -358,8 +358,7 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
                           workers, split_sentences, progress)
         manifest["options"] = {"seed": seed, "valid_fraction": valid_fraction,
                                "test_fraction": test_fraction, "errors": errors, "include": include}
-        Path(staging, bpe_lib.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n",
-                                                   encoding="utf-8")
+        data_manifest.write(staging, manifest)
     return manifest
 
 
@@ -406,8 +405,8 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
         if workers > 1:  # one pool for every split
             pool = stack.enter_context(
                 worker_pool(workers, _init_encoder, (fairseq_bpe, files, split_sentences)))
-            # fairseq (for the dictionary and the dataset writer) takes ~1.5 s to import: here
-            # it does while the workers encode
+            # fairseq (for the dictionary and the dataset writer) is slow to import: here it
+            # is while the workers encode
             stack.enter_context(_importing("fairseq.data"))
         for name, plan in plans.items():
             progress(f"encoding {name} ({workers} worker{'s' * (workers > 1)})")
@@ -441,7 +440,7 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
             sources += [{"path": str(s.path.resolve()), "bytes": s.bytes, "role": role}
                         for s in plan.sources]
     return {
-        "format": bpe_lib.MANIFEST_FORMAT,
+        "format": data_manifest.DATA_FORMAT,
         "bpe": fairseq_bpe,
         "bpe_files": bpe_files,
         "doc_boundary": boundary,

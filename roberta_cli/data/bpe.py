@@ -19,8 +19,8 @@ Three kinds, named by fairseq's ``--bpe`` registry names in manifest.json:
 
 Byte-level encoding (GPT-2's files and learned ones) runs on tiktoken, which gives the same ids
 as fairseq's Python gpt2_bpe_utils encoder and as the Rust ``tokenizers`` byte-level BPE (the
-class fairseq's hf_byte_bpe uses) about 3.5x faster per core (tests/test_bpe.py checks all of
-WikiText-2 valid and two books).
+class fairseq's hf_byte_bpe uses), several times faster per core (tests/test_bpe.py checks
+the ids on all of WikiText-2 valid and two books; speeds in benchmarks/RESULTS.md).
 """
 import hashlib
 import io
@@ -34,9 +34,9 @@ from typing import Dict, Iterable, Optional
 
 from roberta_cli import compat
 from roberta_cli.checkpoints import BPE_FILES, MANIFEST, MODEL_FILES
+from roberta_cli.data import manifest as data_manifest
 from roberta_cli.errors import UserError
 
-MANIFEST_FORMAT = "roberta-cli-data/1"
 
 FAIRSEQ_BPE = {"gpt2": "gpt2", "bytelevel": "hf_byte_bpe", "sentencepiece": "sentencepiece"}
 GPT2_DICT_MIN_COVERAGE = 0.5  # a GPT-2 dict.txt must hold at least half of encoder.json's ids
@@ -92,7 +92,7 @@ class ByteLevelEncoder:
 def _tiktoken_encoding(vocab, merges):
     """tiktoken's BPE for byte-level files whose ids follow the merge order (GPT-2's, and those
     ``tokenizers`` learns; tiktoken's loader checks it), else None. Same ids as GPT-2's encoder
-    (tests/test_bpe.py), 3-4x faster per core than ``tokenizers`` on book text."""
+    (tests/test_bpe.py), faster per core than ``tokenizers``."""
     import tiktoken
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
     from tiktoken_ext.openai_public import r50k_pat_str  # GPT-2's pre-tokenizer regex
@@ -157,8 +157,8 @@ def load_encoder(bpe: str, files: Dict[str, str]):
 
 def byte_level_encoder(vocab, merges) -> ByteLevelEncoder:
     """ByteLevelEncoder(vocab, merges), built once per process for files of the same contents
-    (~0.2 s each: roberta-preprocess checks the GPT-2 files, then reads the copies it made; its
-    forked workers inherit the one built)."""
+    (a build takes a noticeable part of a second: roberta-preprocess checks the GPT-2 files,
+    then reads the copies it made; its forked workers inherit the one built)."""
     key = (_digest(vocab), _digest(merges))
     if key not in _BYTE_LEVEL_ENCODERS:
         _BYTE_LEVEL_ENCODERS[key] = ByteLevelEncoder(vocab, merges)
@@ -177,19 +177,13 @@ def _digest(path) -> str:
 
 # --- manifest -----------------------------------------------------------------------------------
 def load_manifest(data_dir) -> dict:
-    """manifest.json of a roberta-preprocess output directory."""
-    path = Path(data_dir, MANIFEST)
-    if not path.is_file():
-        raise UserError(f"{data_dir} has no {MANIFEST}, so it was not made by roberta-preprocess; "
-                        "run roberta-preprocess to create it")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}); run roberta-preprocess again") from None
-    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("bpe") not in BPE_FILES:
-        raise UserError(f"{path} has format {manifest.get('format')!r} and bpe "
-                        f"{manifest.get('bpe')!r}; expected {MANIFEST_FORMAT!r} from "
-                        "roberta-preprocess")
+    """manifest.json of a ``roberta-preprocess text`` output directory (or of a run directory
+    that copied it), with a BPE this version knows."""
+    manifest = data_manifest.read(data_dir, data_manifest.DATA_FORMAT, "pretraining data",
+                                  "roberta-preprocess text")
+    if manifest.get("bpe") not in BPE_FILES:
+        raise UserError(f"{data_dir}: unknown BPE {manifest.get('bpe')!r} in its manifest; make "
+                        "it again with roberta-preprocess text")
     return manifest
 
 

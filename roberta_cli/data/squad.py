@@ -48,6 +48,7 @@ import numpy as np
 from roberta_cli import __version__
 from roberta_cli.checkpoints import dict_symbols
 from roberta_cli.data import binarize
+from roberta_cli.data import manifest as data_manifest
 from roberta_cli.data.bpe import ModelFiles, bpe_args, load_dictionary, load_encoder
 from roberta_cli.errors import UserError
 
@@ -445,7 +446,6 @@ def gold_answers(q: Question) -> List[str]:
 # DEST/encoder.json, vocab.bpe...  the model's BPE files; DEST/manifest.json (build)
 WINDOW_FIELDS = ("question", "doc_start", "ctx_len", "ctx_offset", "start", "end")
 TOKENS_DIR = "input0"
-TASK_MANIFEST_FORMAT = "roberta-cli-task/1"
 KIND = "span"
 
 
@@ -555,7 +555,7 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
         for name in model.manifest["bpe_files"].values():
             shutil.copyfile(model.dir / name, staging / name)
         manifest = {
-            "format": TASK_MANIFEST_FORMAT,
+            "format": data_manifest.TASK_FORMAT,
             "task": f"SQuAD{version}",
             "kind": KIND,
             "metric": "f1",
@@ -574,24 +574,15 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
             "dictionary_size": len(dict_symbols(model.dict_txt)),  # lines in dict.txt
             "created_by": f"roberta-preprocess squad {__version__}",
         }
-        Path(staging, "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n",
-                                                  encoding="utf-8")
+        data_manifest.write(staging, manifest)
     return manifest
 
 
 def load_manifest(data_dir) -> dict:
-    """manifest.json of a roberta-preprocess squad directory (format roberta-cli-task/1,
-    kind span)."""
-    path = Path(data_dir, "manifest.json")
-    if not path.is_file():
-        raise UserError(f"{data_dir} has no manifest.json; make it with roberta-preprocess squad")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}); run roberta-preprocess squad again") \
-            from None
-    if manifest.get("format") != TASK_MANIFEST_FORMAT or manifest.get("kind") != KIND:
-        raise UserError(f"{data_dir} is not SQuAD data (manifest format "
-                        f"{manifest.get('format')!r}, kind {manifest.get('kind')!r}); make it "
-                        "with roberta-preprocess squad")
+    """manifest.json of a roberta-preprocess squad directory (kind span)."""
+    manifest = data_manifest.read(data_dir, data_manifest.TASK_FORMAT, "SQuAD data",
+                                  "roberta-preprocess squad")
+    if manifest.get("kind") != KIND:
+        raise UserError(f"{data_dir} is not SQuAD data (its manifest's kind is "
+                        f"{manifest.get('kind')!r}); make it with roberta-preprocess squad")
     return manifest

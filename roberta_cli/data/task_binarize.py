@@ -23,7 +23,6 @@ No <s>: fairseq adds --init-token 0 and --separator-token 2 itself. Splits are t
 valid1, test, test1; row i of every dataset is row i of the source file (file order).
 Everything is written to a hidden sibling directory that is renamed to DEST at the end.
 """
-import json
 import os
 import shutil
 from pathlib import Path
@@ -34,7 +33,8 @@ import numpy as np
 from roberta_cli import __version__, compat
 from roberta_cli.data import binarize
 from roberta_cli.data import bpe as bpe_lib
-from roberta_cli.data.tasks import (SPLITS, TASK_MANIFEST, TASK_MANIFEST_FORMAT, SplitData)
+from roberta_cli.data import manifest as data_manifest
+from roberta_cli.data.tasks import SPLITS, SplitData
 from roberta_cli.errors import UserError
 
 ENCODE_CHUNK = 2000  # texts per BPE encoding job
@@ -159,7 +159,7 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
         for name in model.manifest["bpe_files"].values():
             shutil.copyfile(model.dir / name, staging / name)
         manifest = {
-            "format": TASK_MANIFEST_FORMAT,
+            "format": data_manifest.TASK_FORMAT,
             "task": task,
             "kind": kind,
             "num_classes": len(labels) if kind != "regression" else 1,
@@ -177,8 +177,7 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
             **(extra or {}),
             "created_by": f"roberta-preprocess {__version__}",
         }
-        Path(staging, TASK_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n",
-                                                encoding="utf-8")
+        data_manifest.write(staging, manifest)
     return manifest
 
 

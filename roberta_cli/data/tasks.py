@@ -36,10 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from roberta_cli.data import manifest as data_manifest
 from roberta_cli.errors import UserError
 
-TASK_MANIFEST = "manifest.json"
-TASK_MANIFEST_FORMAT = "roberta-cli-task/1"
 SPLITS = ("train", "valid", "valid1", "test", "test1")  # fairseq split names, in output order
 KINDS = ("classification", "regression", "multiple_choice")
 RESERVED_LABELS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # fairseq Dictionary specials
@@ -522,20 +521,9 @@ def _squash(text: str) -> str:
 
 # --- the binarized directory -----------------------------------------------------------------------
 def load_task_manifest(data_dir) -> dict:
-    """manifest.json of a ``roberta-preprocess glue|custom|race`` output directory."""
-    path = Path(data_dir, TASK_MANIFEST)
-    if not path.is_file():
-        raise UserError(f"{data_dir} has no {TASK_MANIFEST}; make it with roberta-preprocess "
-                        "glue|custom|race")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}); run roberta-preprocess again") from None
-    if manifest.get("format") != TASK_MANIFEST_FORMAT:
-        raise UserError(f"{path} has format {manifest.get('format')!r}, not "
-                        f"{TASK_MANIFEST_FORMAT!r}: it is not fine-tuning data; make it with "
-                        "roberta-preprocess glue|custom|race")
-    return manifest
+    """manifest.json of a ``roberta-preprocess glue|custom|race|squad`` output directory."""
+    return data_manifest.read(data_dir, data_manifest.TASK_FORMAT, "fine-tuning data",
+                              "roberta-preprocess glue|custom|race|squad")
 
 
 def rows_of(data_dir, split: str) -> SplitData:

@@ -91,9 +91,8 @@ def drop(x, p):
 
 class _Scores(torch.autograd.Function):
     """bias + alpha * q k^T for (N, T, d) q and k, whose gradients come out (N, T, d) and
-    contiguous: autograd's baddbmm gives k's as (N, d, T) (a 3 ms transposing copy per layer of
-    rcli_small at 8 x 512 before the k projection's backward) and scales both by alpha in an
-    extra pass."""
+    contiguous: autograd's baddbmm gives k's as (N, d, T) (a transposing copy per layer before
+    the k projection's backward) and scales both by alpha in an extra pass."""
 
     @staticmethod
     def forward(ctx, q, k, bias, alpha):
@@ -141,8 +140,8 @@ def self_attention(self, query, key=None, value=None, key_padding_mask=None,
         scores = _Scores.apply(q, k, bias, self.scaling)  # scale and padding in the one baddbmm
         with torch.autocast(query.device.type, enabled=False):
             # in the scores' dtype (bf16 under autocast): torch's CPU softmax accumulates in
-            # fp32 and rounds once, the same probabilities as autocast's fp32 softmax + cast
-            # and 1.6x faster than it (no fp32 copy of the B x H x T x T scores)
+            # fp32 and rounds once, the same probabilities as autocast's fp32 softmax + cast,
+            # without an fp32 copy of the B x H x T x T scores
             probs = torch.softmax(scores, dim=-1)
         kept, scale = drop(probs, p)
         out = torch.bmm(kept, v) * scale  # scaling the output: T/d times fewer values
