@@ -2,7 +2,7 @@
 torchrun: ``torchrun --nproc_per_node 8 -m roberta_cli train data-bin/books ...``)."""
 import sys
 
-from roberta_cli.cli import finetune, preprocess, train
+from roberta_cli.cli import convert, finetune, preprocess, train
 from roberta_cli.cli.common import Parser
 
 COMMANDS = {  # name -> (main, one line of help)
@@ -10,6 +10,8 @@ COMMANDS = {  # name -> (main, one line of help)
                                     "(roberta-preprocess)"),
     "train": (train.main, "pretrain a RoBERTa; the paper's ablations (roberta-train)"),
     "finetune": (finetune.main, "fine-tune on GLUE, RACE, SQuAD or your data (roberta-finetune)"),
+    "convert": (convert.main, "to and from Hugging Face; checkpoints for stock fairseq "
+                              "(roberta-convert)"),
 }
 EXAMPLES = """examples:
   python -m roberta_cli preprocess text ../shared/data/gutenberg --name books \\

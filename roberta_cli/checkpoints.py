@@ -14,6 +14,7 @@ checkpoint that needs anything else is refused, never unpickled with arbitrary c
 import argparse
 import collections
 import os
+import re
 import sys
 import typing
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from typing import List, Optional
 
 from roberta_cli.errors import UserError
 
+BEST = "checkpoint_best.pt"  # what a run directory is loaded by: roberta-train/-finetune's best
+RELEASED = "model.pt"  # the name in fairseq's released model archives (roberta.base, ...)
 MANIFEST = "manifest.json"  # what roberta-preprocess made the data with
 TASK_MANIFEST = "task_manifest.json"  # a fine-tuned model's: the manifest of its task's data
 BPE_FILES = {  # fairseq bpe name -> {fairseq arg name: file name in a model or data directory}
@@ -30,8 +33,10 @@ BPE_FILES = {  # fairseq bpe name -> {fairseq arg name: file name in a model or 
 }
 # what a model (or data) directory holds besides checkpoints: the dictionary, the manifest and
 # the BPE files; copied next to the checkpoints of every run so that it loads offline
-MODEL_FILES = ("dict.txt", MANIFEST, *(n for names in BPE_FILES.values() for n in names.values()))
+BPE_FILE_NAMES = tuple(name for names in BPE_FILES.values() for name in names.values())
+MODEL_FILES = ("dict.txt", MANIFEST, *BPE_FILE_NAMES)
 TOKEN_EMBEDDING = "encoder.sentence_encoder.embed_tokens.weight"
+LEGACY_TOKEN_EMBEDDING = "decoder.sentence_encoder.embed_tokens.weight"  # fairseq's 2019 releases
 # fairseq's Dictionary puts <s> <pad> </s> <unk> before dict.txt's symbols, and RoBERTa's tasks
 # add <mask> after them: embedding rows = dict.txt symbols + 5
 EXTRA_SYMBOLS = 5
@@ -48,13 +53,19 @@ ARCH_SWITCHES = {"untie_weights_roberta": "--untie-weights-roberta",
 
 
 def safe_globals() -> list:
-    """The types a fairseq/roberta-cli checkpoint may hold besides tensors."""
+    """The types a fairseq/roberta-cli checkpoint may hold besides tensors: plain containers,
+    fairseq's configs, and numpy scalars and dtypes (older fairseq runs keep some in
+    extra_state). Nothing whose unpickling can run code."""
+    import numpy as np
     from omegaconf import DictConfig, ListConfig
     from omegaconf.base import ContainerMetadata, Metadata
     from omegaconf.nodes import AnyNode
 
     safe = [argparse.Namespace, DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode,
             typing.Any, dict, list, int, float, str, bool, collections.defaultdict]
+    numpy_core = getattr(np, "_core", None) or np.core  # numpy 2 / 1
+    safe += [numpy_core.multiarray.scalar, np.dtype,
+             *(t for t in vars(np.dtypes).values() if isinstance(t, type))]
     if "fairseq" in sys.modules:
         # rank 0 loads a checkpoint and broadcasts it to the other ranks as torch.save'd bytes in
         # which each tensor is replaced by this {index: int} record (distributed/utils.py)
@@ -74,16 +85,32 @@ def load(path, **kwargs) -> dict:
 
 def read(path, flag="--restore-file") -> dict:
     """The state of a checkpoint file (mmap'ed: cheap even for large ones); a UserError naming
-    ``flag`` when the file is missing or is not a fairseq checkpoint."""
+    ``flag`` when the file is missing, is not a fairseq checkpoint, or holds a type whose
+    loading could run code (refused by name, never loaded with weights_only off)."""
     if not os.path.isfile(path):
         raise UserError(f"{flag} {path} does not exist; give an existing checkpoint_*.pt file")
     try:
         state = load(path, mmap=True)
         state["model"]
     except Exception as e:  # noqa: BLE001 (any failure means: not a usable checkpoint)
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if unsafe:
+            raise UserError(f"{flag} {path} holds a {unsafe.group(1)}, which is refused: it "
+                            "would run code on load; save the checkpoint again without it "
+                            "(its model and cfg are what is needed)") from None
         raise UserError(f"{flag} {path} is not a fairseq checkpoint "
                         f"({type(e).__name__}); give a checkpoint_*.pt file") from None
     return state
+
+
+def find(model_dir, flag="--model"):
+    """The checkpoint a model directory is loaded by: checkpoint_best.pt, or model.pt (fairseq's
+    released models); a UserError when it has neither."""
+    for name in (BEST, RELEASED):
+        if os.path.isfile(os.path.join(model_dir, name)):
+            return os.path.join(model_dir, name)
+    raise UserError(f"{flag} {model_dir} has no {BEST} (nor {RELEASED}); pass a roberta-train "
+                    "run directory, a fairseq model directory, or a checkpoint .pt file")
 
 
 @dataclass
@@ -115,7 +142,8 @@ def model_info(state) -> ModelInfo:
         if get(key) is not None:
             flags += [flag, str(get(key))]
     flags += [flag for key, flag in ARCH_SWITCHES.items() if get(key)]
-    emb = state["model"].get(TOKEN_EMBEDDING)
+    model = state["model"]
+    emb = model.get(TOKEN_EMBEDDING, model.get(LEGACY_TOKEN_EMBEDDING))
     return ModelInfo(get("arch") or get("_name"), flags, int(get("max_positions") or 512),
                      None if emb is None else emb.shape[0])
 

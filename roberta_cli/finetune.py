@@ -13,7 +13,8 @@ What runs for a task is decided by the data's kind (manifest "kind"), in one tab
 
     KINDS[kind] -> Kind(fairseq task, criterion, flags(manifest, settings) -> [task flags],
                         metrics the criterion logs, head flag and name,
-                        evaluate(hub, data_dir, split, manifest) -> {metric: value, ..., "n": rows})
+                        evaluate(hub, data_dir, split, manifest) -> {metric: value, ..., "n": rows},
+                        predict(hub, data_dir, split, manifest) -> the split's predictions)
 
 ``evaluate`` scores the best checkpoint, loaded with hub.from_pretrained, on each labelled
 valid split; results.json keeps what it returns. Every kind gets the rest of the command line
@@ -34,7 +35,7 @@ import torch
 from roberta_cli import checkpoints, compat, hub as hub_lib, launch, metrics, presets, qa
 from roberta_cli.criterions.squad import HEAD as SPAN_HEAD
 from roberta_cli.data.bpe import copy_model_files
-from roberta_cli.data.tasks import load_task_manifest
+from roberta_cli.data.tasks import load_task_manifest, rows_of
 from roberta_cli.errors import UserError
 
 compat.apply()  # before fairseq is imported
@@ -62,13 +63,11 @@ class Pretrained:
 
 
 def pretrained(path) -> Pretrained:
-    """``path``: a run directory of roberta-train (its checkpoint_best.pt) or a .pt file whose
-    directory holds dict.txt and the BPE files."""
+    """``path``: a model directory (roberta-train's run: its checkpoint_best.pt; fairseq's
+    released model: its model.pt) or a .pt file whose directory holds dict.txt and the BPE
+    files."""
     if os.path.isdir(path):
-        checkpoint = os.path.join(path, "checkpoint_best.pt")
-        if not os.path.isfile(checkpoint):
-            raise UserError(f"--model {path} has no checkpoint_best.pt; pass a roberta-train run "
-                            "directory or a checkpoint .pt file")
+        checkpoint = checkpoints.find(path, "--model")
     elif os.path.isfile(path):
         checkpoint = path
     else:
@@ -99,6 +98,7 @@ class Kind:
     flags: Callable[[dict, dict], List[str]]
     metrics: tuple
     evaluate: Callable[..., dict]
+    predict: Callable[..., object]
     head_flag: Optional[str] = "--classification-head-name"  # None: the task names its head
     head: str = HEAD  # the head the hub (and the evaluator) use
 
@@ -123,7 +123,8 @@ def _span_flags(manifest, settings):
     """rcli_squad's window settings, kept in the checkpoint for hub.answer."""
     return ["--squad-version", manifest["version"], "--squad-max-length",
             str(manifest["max_length"]), "--squad-stride", str(manifest["stride"]),
-            "--squad-max-question-length", str(manifest["max_question_length"])]
+            "--squad-max-question-length", str(manifest["max_question_length"]),
+            "--squad-head", "linear"]  # exports exactly to RobertaForQuestionAnswering
 
 
 # --- evaluation -----------------------------------------------------------------------------------
@@ -157,9 +158,15 @@ def _pair_tokens(hub, data_dir, split, manifest):
     return out
 
 
-def evaluate_classification(hub, data_dir, split, manifest):
+# Each kind predicts a split (label indices, floats, option indices, {question id: answer})
+# and scores the predictions of a labelled one.
+def predict_classification(hub, data_dir, split, manifest):
     tokens = _pair_tokens(hub, data_dir, split, manifest)
-    preds = hub.predict_batch(HEAD, tokens, return_logits=True).argmax(-1).tolist()
+    return hub.predict_batch(HEAD, tokens, return_logits=True).argmax(-1).tolist()
+
+
+def evaluate_classification(hub, data_dir, split, manifest):
+    preds = predict_classification(hub, data_dir, split, manifest)
     labels_ds = _dataset(data_dir, "label", split)
     nspecial = hub.task.label_dictionary.nspecial
     labels = [int(labels_ds[i][0]) - nspecial for i in range(len(labels_ds))]
@@ -170,14 +177,18 @@ def evaluate_classification(hub, data_dir, split, manifest):
     return {**{name: scores[name] for name in names}, **scores, "n": len(labels)}  # task's order
 
 
-def evaluate_regression(hub, data_dir, split, manifest):
+def predict_regression(hub, data_dir, split, manifest):
     tokens = _pair_tokens(hub, data_dir, split, manifest)
-    preds = hub.predict_batch(HEAD, tokens, return_logits=True)[:, 0].float().tolist()
+    return hub.predict_batch(HEAD, tokens, return_logits=True)[:, 0].float().tolist()
+
+
+def evaluate_regression(hub, data_dir, split, manifest):
+    preds = predict_regression(hub, data_dir, split, manifest)
     targets = _label_lines(data_dir, split, float)
     return {**metrics.regression_metrics(preds, targets), "n": len(targets)}
 
 
-def evaluate_multiple_choice(hub, data_dir, split, manifest):
+def predict_multiple_choice(hub, data_dir, split, manifest):
     """As fairseq's sentence_ranking: <s> option </s> (cut to max-option-length), then
     </s> context </s>, cut to max positions; the option with the highest score wins."""
     n = int(manifest["num_classes"])
@@ -190,8 +201,17 @@ def evaluate_multiple_choice(hub, data_dir, split, manifest):
                          context[i].long()])[:limit]
               for i in range(len(context)) for k in range(n)]
     scores = hub.predict_batch(HEAD, tokens, return_logits=True).view(-1, n)
+    return scores.argmax(-1).tolist()
+
+
+def evaluate_multiple_choice(hub, data_dir, split, manifest):
     labels = _label_lines(data_dir, split, int)
-    return {"accuracy": metrics.accuracy(scores.argmax(-1).tolist(), labels), "n": len(labels)}
+    preds = predict_multiple_choice(hub, data_dir, split, manifest)
+    return {"accuracy": metrics.accuracy(preds, labels), "n": len(labels)}
+
+
+def predict_span(hub, data_dir, split, manifest):
+    return {qid: p.text for qid, p in qa.predict_hub(hub, data_dir, split).items()}
 
 
 def evaluate_span(hub, data_dir, split, manifest):
@@ -200,13 +220,14 @@ def evaluate_span(hub, data_dir, split, manifest):
 
 KINDS: Dict[str, Kind] = {
     "classification": Kind("sentence_prediction", "rcli_sentence_prediction", _prediction_flags,
-                           ("accuracy", "f1", "mcc"), evaluate_classification),  # f1/mcc: binary
+                           ("accuracy", "f1", "mcc"),  # f1/mcc: binary
+                           evaluate_classification, predict_classification),
     "regression": Kind("sentence_prediction", "rcli_sentence_prediction", _regression_flags,
-                       ("pearson",), evaluate_regression),
+                       ("pearson",), evaluate_regression, predict_regression),
     "multiple_choice": Kind("rcli_sentence_ranking", "rcli_sentence_ranking", _ranking_flags,
-                            ("accuracy",), evaluate_multiple_choice,
+                            ("accuracy",), evaluate_multiple_choice, predict_multiple_choice,
                             head_flag="--ranking-head-name"),
-    "span": Kind("rcli_squad", "rcli_squad", _span_flags, ("f1",), evaluate_span,
+    "span": Kind("rcli_squad", "rcli_squad", _span_flags, ("f1",), evaluate_span, predict_span,
                  head_flag=None, head=SPAN_HEAD),
 }
 
@@ -366,7 +387,8 @@ def prepare_run_dir(save_dir, model: Pretrained, data_dir):
             shutil.copyfile(src, os.path.join(save_dir, sub, "dict.txt"))
     shutil.copyfile(os.path.join(data_dir, checkpoints.MANIFEST),
                     os.path.join(save_dir, checkpoints.TASK_MANIFEST))
-    copy_model_files(data_dir, save_dir, overwrite=False)  # BPE files of a plain fairseq model dir
+    # a plain fairseq model directory has no manifest: its BPE files came with the data
+    copy_model_files(data_dir, save_dir, checkpoints.BPE_FILE_NAMES, overwrite=False)
 
 
 def train(argv, save_dir, prog="roberta-finetune"):
@@ -409,3 +431,75 @@ def write_results(save_dir, task, manifest, per_seed, model, settings) -> dict:
         json.dump(results, f, indent=1)
     os.replace(tmp, os.path.join(save_dir, RESULTS))
     return results
+
+
+# --- predictions for benchmark servers -------------------------------------------------------------
+# GLUE's server takes one TSV per task (index, prediction) under these names; MNLI's test1 is
+# test_mismatched. (The AX diagnostic, scored by the MNLI model, is not among roberta-cli's data.)
+GLUE_FILES = {"CoLA": "CoLA", "SST-2": "SST-2", "MRPC": "MRPC", "STS-B": "STS-B", "QQP": "QQP",
+              "MNLI": "MNLI-m", "QNLI": "QNLI", "RTE": "RTE"}
+STSB_RANGE = (0.0, 5.0)  # the server's scale for STS-B
+
+
+def prediction_splits(manifest) -> List[str]:
+    """The splits to predict by default: the unlabelled test splits, else (SQuAD) the valid ones."""
+    tests = sorted(s for s, info in manifest["splits"].items()
+                   if s.startswith("test") and not info.get("labelled", True))
+    return tests or valid_splits(manifest)
+
+
+def write_predictions(run_dir, data_dir, manifest, out_dir, splits=None, device=None) -> List[str]:
+    """The predictions of run_dir's best checkpoint on ``splits`` of ``data_dir`` (default:
+    prediction_splits), in the files the benchmark's server takes; returns their paths.
+    GLUE: <TASK>.tsv (MNLI: MNLI-m.tsv, MNLI-mm.tsv) with ``index`` and the label name (STS-B:
+    the score, clipped to 0-5); SQuAD: <split>.json {question id: answer} ("" for no answer,
+    v2.0), as the official evaluation script reads; RACE and the rest: <split>.jsonl, a JSON
+    object per row (RACE: the question's id and its choice, A-D)."""
+    hub = hub_lib.from_pretrained(run_dir, device=device)
+    kind = KINDS[manifest["kind"]]
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for split in splits or prediction_splits(manifest):
+        if split not in manifest["splits"]:
+            raise UserError(f"{data_dir} has no {split!r} split; it has "
+                            f"{', '.join(manifest['splits'])}")
+        preds = kind.predict(hub, data_dir, split, manifest)
+        paths.append(_write_split_predictions(out_dir, data_dir, manifest, split, preds))
+    return paths
+
+
+def _write_split_predictions(out_dir, data_dir, manifest, split, preds):
+    task, kind = manifest.get("task"), manifest["kind"]
+    if kind == "span":
+        path = os.path.join(out_dir, f"{split}.json")
+        _write_text(path, json.dumps(preds, ensure_ascii=False, indent=1))
+        return path
+    if task in GLUE_FILES and split.startswith("test"):
+        name = GLUE_FILES[task] if split == "test" else "MNLI-mm"
+        if kind == "regression":
+            lo, hi = STSB_RANGE
+            values = [f"{min(max(p, lo), hi):.3f}" for p in preds]
+        else:
+            values = [manifest["labels"][i] for i in preds]
+        path = os.path.join(out_dir, f"{name}.tsv")
+        _write_text(path, "index\tprediction\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(values)))
+        return path
+    ids = rows_of(data_dir, split).ids if kind == "multiple_choice" else None  # RACE: file#n
+    rows = []
+    for i, p in enumerate(preds):
+        row = {"index": i}
+        if ids:
+            row["id"] = ids[i]
+        row["prediction"] = (manifest["labels"][p] if kind in ("classification", "multiple_choice")
+                             else p)
+        rows.append(json.dumps(row, ensure_ascii=False))
+    path = os.path.join(out_dir, f"{split}.jsonl")
+    _write_text(path, "".join(r + "\n" for r in rows))
+    return path
+
+
+def _write_text(path, text):
+    """Write whole or not at all: a temporary file renamed over ``path``."""
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)

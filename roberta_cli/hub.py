@@ -31,21 +31,25 @@ MASK = "<mask>"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # from_pretrained(precision=...): autocast dtype
 
 
-def from_pretrained(model_dir, checkpoint_file="checkpoint_best.pt", device=None,
-                    precision="fp32", **overrides):
-    """A RobertaHub in eval mode for ``model_dir/checkpoint_file``; nothing is downloaded.
+def from_pretrained(model_dir, checkpoint_file=None, device=None, precision="fp32", **overrides):
+    """A RobertaHub in eval mode for ``model_dir/checkpoint_file`` (default: checkpoint_best.pt,
+    else fairseq's model.pt); nothing is downloaded.
     ``precision="bf16"`` runs the batched methods under bf16 autocast (weights stay fp32):
     faster on CPUs with bf16 matrix units (benchmarks/inference.py), features at cosine >= 0.98
     to fp32 (tests/test_hub.py)."""
     if precision not in PRECISIONS:
         raise UserError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    path = os.path.join(model_dir, checkpoint_file)
-    if not os.path.isfile(path):
-        raise UserError(f"no checkpoint {path}; train one with roberta-train or name the file")
+    if checkpoint_file is None:
+        path = checkpoints.find(model_dir, "model directory")
+    else:
+        path = os.path.join(model_dir, checkpoint_file)
+        if not os.path.isfile(path):
+            raise UserError(f"no checkpoint {path}; train one with roberta-train or name the file")
     if not os.path.isfile(os.path.join(model_dir, "dict.txt")):
         raise UserError(f"no dict.txt in {model_dir}; copy the data-bin's dict.txt next to it")
+    checkpoints.read(path, "checkpoint")  # one clear line for a file fairseq would choke on
     loaded = hub_utils.from_pretrained(
-        model_dir, checkpoint_file, data_name_or_path=".", load_checkpoint_heads=True,
+        model_dir, os.path.basename(path), data_name_or_path=".", load_checkpoint_heads=True,
         **{**bpe_args(model_dir), **overrides})
     hub = RobertaHub(loaded["args"], loaded["task"], loaded["models"][0]).eval()
     hub.autocast_dtype = PRECISIONS[precision]

@@ -5,6 +5,7 @@
                         max_update=125000)      # checks everything, decides every setting
     run.argv()                                 # the fairseq-train command line
     pretrain.train(run, extra=["--max-tokens-valid", "8192"])   # flags that win over ours
+    pretrain.plan("data-bin/legal", init_from="models/roberta-base")   # continued pretraining
 
 Settings come from roberta_cli.presets: the model size, Adam (0.9, 0.98) eps 1e-6, weight
 decay 0.01, no clipping, polynomial decay with warmup, dropout 0.1, masking 15% (80/10/10);
@@ -15,7 +16,7 @@ works offline), ``roberta_train.json`` (the settings and the exact fairseq comma
 """
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
 from roberta_cli import checkpoints, launch, presets
@@ -51,6 +52,8 @@ class Run:
     valid_interval: int
     vocab_size: int  # token embeddings the data needs
     restore_file: Optional[str] = None
+    init_from: Optional[str] = None  # a checkpoint whose weights start the run (nothing else)
+    arch_flags: List[str] = field(default_factory=list)  # init_from's dimensions
     compile: bool = False
     distributed_port: int = -1
 
@@ -62,7 +65,7 @@ class Run:
         """The fairseq-train command line."""
         fmt = presets.INPUT_FORMATS[self.input_format]
         p = presets.PRETRAIN
-        argv = [self.data, "--task", "rcli_mlm", "--arch", self.arch,
+        argv = [self.data, "--task", "rcli_mlm", "--arch", self.arch, *self.arch_flags,
                 "--criterion", "rcli_mlm_nsp" if fmt["nsp"] else "rcli_masked_lm",
                 "--input-format", self.input_format, "--masking", self.masking,
                 "--static-copies", str(self.static_copies),
@@ -81,6 +84,9 @@ class Run:
             argv += ["--validate-interval", "1000000", "--save-interval", "1000000"]
         if self.restore_file:
             argv += ["--restore-file", self.restore_file]
+        if self.init_from:  # fairseq: its weights, then a fresh optimizer, schedule, step count,
+            # epoch and best loss; resumes from checkpoint_last.pt instead once there is one
+            argv += ["--finetune-from-model", self.init_from]
         if self.compile:
             argv += ["--compile"]
         if self.distributed_port > 0:
@@ -88,20 +94,34 @@ class Run:
         return argv + launch.precision_flags(self.precision, self.device)[1]
 
 
-def plan(data, *, size="tiny", arch=None, save_dir=None, total_batch_size=None, batch_size=16,
-         tokens_per_sample=presets.PRETRAIN["tokens_per_sample"],
-         input_format="full-sentences", sample_break_mode=presets.PRETRAIN["sample_break_mode"],
-         masking="dynamic", static_copies=presets.STATIC_COPIES, max_update=500000, lr=None,
-         warmup_updates=None, device="auto", precision="auto", restore_file=None, seed=1,
+def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, batch_size=16,
+         tokens_per_sample=None, input_format="full-sentences",
+         sample_break_mode=presets.PRETRAIN["sample_break_mode"], masking="dynamic",
+         static_copies=presets.STATIC_COPIES, max_update=500000, lr=None, warmup_updates=None,
+         device="auto", precision="auto", restore_file=None, init_from=None, seed=1,
          log_interval=10, valid_interval=0, compile=False, distributed_port=-1) -> Run:
     """A checked Run; a UserError names the first problem. ``lr`` and ``warmup_updates``
-    default to the paper's for the total batch size (warmup at most 10% of a short run)."""
+    default to the paper's for the total batch size (warmup at most 10% of a short run).
+    ``init_from`` (a model directory or checkpoint) gives the architecture and the starting
+    weights; ``size`` (default tiny) and ``arch`` are for runs from scratch."""
     vocab_size = checkpoints.embedding_rows(check_data_bin(data))
     check_input_format(data, input_format)
     if static_copies < 1:
         raise UserError(f"--static-copies {static_copies} must be at least 1")
     if restore_file:
         check_restore_file(restore_file, vocab_size)
+    arch_flags, max_positions = [], None
+    if init_from:
+        if restore_file or size or arch:
+            given = "--restore-file" if restore_file else "--size" if size else "--arch"
+            raise UserError(f"--init-from takes the model's architecture and weights; drop {given}")
+        init_from, info = check_init_from(init_from, vocab_size)
+        arch, arch_flags, max_positions = info.arch, info.arch_flags, info.max_positions
+    if tokens_per_sample is None:
+        tokens_per_sample = min(presets.PRETRAIN["tokens_per_sample"], max_positions or 1 << 30)
+    if max_positions and tokens_per_sample > max_positions:
+        raise UserError(f"--tokens-per-sample {tokens_per_sample} is more than the model's "
+                        f"{max_positions} positions; pass at most {max_positions}")
     device = launch.resolve_device(device)
     devices = launch.count_devices(device)
     freq = launch.update_freq(total_batch_size, batch_size, devices)
@@ -110,14 +130,15 @@ def plan(data, *, size="tiny", arch=None, save_dir=None, total_batch_size=None, 
     if warmup_updates is None:
         warmup_updates = min(schedule["warmup"], max(1, max_update // 10))
     return Run(data=data, save_dir=save_dir or default_save_dir(data),
-               arch=resolve_arch(size, arch), device=device, devices=devices,
+               arch=resolve_arch(size or "tiny", arch), device=device, devices=devices,
                precision=precision, batch_size=batch_size, update_freq=freq,
                tokens_per_sample=tokens_per_sample, input_format=input_format,
                sample_break_mode=sample_break_mode, masking=masking, static_copies=static_copies,
                max_update=max_update, lr=schedule["lr"] if lr is None else lr,
                warmup_updates=warmup_updates, seed=seed, log_interval=log_interval,
                valid_interval=valid_interval, vocab_size=vocab_size, restore_file=restore_file,
-               compile=compile, distributed_port=distributed_port)
+               init_from=init_from, arch_flags=arch_flags, compile=compile,
+               distributed_port=distributed_port)
 
 
 def train(run: Run, extra=(), prog="roberta-train"):
@@ -176,6 +197,19 @@ def check_restore_file(path, vocab_size):
     if rows is not None and rows != vocab_size:
         raise UserError(f"checkpoint {path} has a vocabulary of {rows} but the data has "
                         f"{vocab_size}; preprocess with the BPE and dict.txt of that model")
+
+
+def check_init_from(path, vocab_size):
+    """(checkpoint path, its ModelInfo) for --init-from: a model directory (its checkpoint_best.pt
+    or fairseq's model.pt) or a checkpoint file, of the data's vocabulary."""
+    checkpoint = checkpoints.find(path, "--init-from") if os.path.isdir(path) else path
+    info = checkpoints.model_info(checkpoints.read(checkpoint, "--init-from"))
+    if info.vocab_size is not None and info.vocab_size != vocab_size:
+        raise UserError(f"--init-from {path} has a vocabulary of {info.vocab_size} but the data "
+                        f"has {vocab_size}; preprocess the text with roberta-preprocess text "
+                        f"--bpe-from {os.path.dirname(checkpoint) or '.'}")
+    resolve_arch(None, info.arch)
+    return checkpoint, info
 
 
 def resolve_arch(size, arch=None):

@@ -99,6 +99,12 @@ def evaluate(model, data_dir, split="valid", predictions_out=None, **kwargs) -> 
     return scores
 
 
+def predict_hub(hub, data_dir, split="valid") -> dict:
+    """``predict_split`` for a loaded fine-tuned model, with the answer settings it was
+    fine-tuned with: {question id: Prediction}."""
+    return predict_split(hub.model, data_dir, split, **_settings(hub.task))[0]
+
+
 def evaluate_hub(hub, data_dir, split="valid", predictions_out=None) -> dict:
     """``evaluate`` for a loaded fine-tuned model with the answer settings it was fine-tuned
     with; ``n`` = questions scored."""

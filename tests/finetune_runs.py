@@ -1,9 +1,12 @@
-"""Tiny fine-tuning runs on real data for test_finetune.py and test_hub_finetuned.py: each is
-made once per test session (the fixtures of both modules ask here) from the tiny_run model.
+"""Tiny fine-tuning runs on real data for the tests of fine-tuning, the hub, SQuAD and conversion:
+each is made once per test session (the fixtures of those modules ask here) from the tiny_run
+model.
 
 Data comes from the real GLUE files through ``roberta-preprocess glue --limit N``; the
 multiple-choice data is RACE-format JSON built from real WikiText paragraphs (RACE itself is not
 in shared/data): cloze questions whose answer is the blanked word of a sentence of the article.
+SQuAD: dev-v1.1 split by article (150 questions of 3 articles to train, 80 of another to score),
+in windows of 64 tokens (the tiny model's positions), stride 24.
 """
 import json
 import random
@@ -88,6 +91,69 @@ def finetune(name, data, model, tmp_path_factory, *flags):
         (save / "stderr.log").write_text(proc.stderr)
         _done[name] = (save, proc)
     return _done[name]
+
+
+SQUAD_UPDATES = 30  # < one epoch of the ~35 batches: one validation, at the end
+
+
+def dev_json(shared_data):
+    return json.loads((shared_data / "squad" / "dev-v1.1.json").read_text(encoding="utf-8"))
+
+
+def subset(articles, max_questions):
+    """A v1.1 file of the first ``max_questions`` questions of ``articles`` (whole paragraphs
+    until the limit; real contexts and answers)."""
+    out, n = [], 0
+    for a in articles:
+        paragraphs = []
+        for p in a["paragraphs"]:
+            if n >= max_questions:
+                break
+            qas = p["qas"][: max_questions - n]
+            n += len(qas)
+            paragraphs.append({"context": p["context"], "qas": qas})
+        if paragraphs:
+            out.append({"title": a["title"], "paragraphs": paragraphs})
+    return {"version": "1.1", "data": out}
+
+
+def write(path, data):
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def squad_json(shared_data, tmp_path_factory):
+    if "squad_json" not in _done:
+        articles = dev_json(shared_data)["data"]
+        root = _root(tmp_path_factory) / "squad-json"
+        root.mkdir()
+        _done["squad_json"] = {"train": write(root / "train.json", subset(articles[:3], 150)),
+                               "valid": write(root / "valid.json", subset(articles[40:41], 80)),
+                               "articles": articles}
+    return _done["squad_json"]
+
+
+def squad_preprocess(model, train, valid, out):
+    run_cli("roberta-preprocess", "squad", "--train", train, "--valid", valid, "--bpe-from",
+            model, "--destdir", out, "--max-length", "64", "--stride", "24",
+            "--max-question-length", "24", "--quiet")
+    return out
+
+
+def squad_data(tiny_run, shared_data, tmp_path_factory):
+    if "squad_data" not in _done:
+        files = squad_json(shared_data, tmp_path_factory)
+        _done["squad_data"] = squad_preprocess(tiny_run, files["train"], files["valid"],
+                                               _root(tmp_path_factory) / "squad-data")
+    return _done["squad_data"]
+
+
+def squad(tiny_run, shared_data, tmp_path_factory):
+    """The tiny model fine-tuned on SQuAD for SQUAD_UPDATES updates by roberta-finetune."""
+    data = squad_data(tiny_run, shared_data, tmp_path_factory)
+    return finetune("SQuAD", data, tiny_run, tmp_path_factory, "--task", "SQuAD1.1",
+                    "--max-update", str(SQUAD_UPDATES), "--batch-size", "16", "--lr", "1e-3",
+                    "--warmup-ratio", "0.13", "--log-interval", "5")
 
 
 def sst2(tiny_run, shared_data, tmp_path_factory):

@@ -1,5 +1,6 @@
 """roberta_cli.checkpoints: safe loading, the model's shape as flags, vocabulary arithmetic."""
 import argparse
+import json
 
 import pytest
 import torch
@@ -40,3 +41,74 @@ def test_load_and_read(tmp_path):
         checkpoints.read(tmp_path / "junk.pt", "--model")
     with pytest.raises(UserError, match="does not exist"):
         checkpoints.read(tmp_path / "missing.pt")
+
+
+# --- fairseq's released format ------------------------------------------------------------------
+def released_format(run_dir, out):
+    """The model of a roberta-train run as fairseq released roberta.base/large in 2019: model.pt
+    with an argparse Namespace (no cfg), keys under decoder., emb_layer_norm, each layer's q/k/v
+    stacked in in_proj_weight, a numpy scalar in extra_state; dict.txt and the GPT-2 files
+    beside it, no manifest.json."""
+    import numpy as np
+    from fairseq import options
+
+    from roberta_cli.convert import weights
+
+    out.mkdir()
+    for name in ("dict.txt", "encoder.json", "vocab.bpe"):
+        (out / name).write_bytes((run_dir / name).read_bytes())
+    state = checkpoints.load(run_dir / "checkpoint_best.pt")
+    info = checkpoints.model_info(state)
+    model = {}
+    for name, t in state["model"].items():
+        if weights.is_derived(name) or name.endswith(("k_proj.weight", "k_proj.bias",
+                                                      "v_proj.weight", "v_proj.bias")):
+            continue
+        if name.endswith(("q_proj.weight", "q_proj.bias")):
+            kind = name.rsplit(".", 1)[1]
+            parts = [state["model"][name.replace("q_proj", p)] for p in ("q_proj", "k_proj", "v_proj")]
+            name, t = name.replace(f"q_proj.{kind}", f"in_proj_{kind}"), torch.cat(parts)
+        name = name.replace("layernorm_embedding", "emb_layer_norm")
+        model["decoder." + name[len("encoder."):] if name.startswith("encoder.") else name] = t
+    args = options.parse_args_and_arch(options.get_training_parser(), input_args=[
+        "data", "--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta_base",
+        *info.arch_flags, "--optimizer", "adam"])
+    torch.save({"args": args, "model": model, "optimizer_history": [
+                    {"criterion_name": "MaskedLmLoss", "optimizer_name": "FairseqAdam",
+                     "lr_scheduler_state": {"best": np.float64(2.5)}, "num_updates": 500000}],
+                "extra_state": {"epoch": 98, "val_loss": np.float64(2.5),
+                                "train_iterator": {"epoch": 98}},
+                "last_optimizer_state": None}, out / "model.pt")
+    return out
+
+
+@pytest.mark.e2e
+def test_a_released_format_model_works_in_every_command(tiny_run, wiki_bin, shared_data, tmp_path):
+    from conftest import run_cli
+    from roberta_cli import hub
+
+    released = released_format(tiny_run, tmp_path / "roberta.tiny")
+    ours, theirs = hub.from_pretrained(tiny_run), hub.from_pretrained(released)  # finds model.pt
+    text = "The river flows under the old bridge."
+    torch.testing.assert_close(ours.extract_features(ours.encode(text)),
+                               theirs.extract_features(theirs.encode(text)), rtol=1e-5, atol=1e-5)
+    run_cli("roberta-preprocess", "glue", "--task", "SST-2", "--glue-dir", shared_data / "glue",
+            "--bpe-from", released, "--limit", "32", "--destdir", tmp_path / "sst2", "--quiet")
+    run_cli("roberta-finetune", "--model", released, "--data", tmp_path / "sst2", "--save-dir",
+            tmp_path / "ft", "--max-update", "4", "--device", "cpu", "--batch-size", "8")
+    assert json.loads((tmp_path / "ft" / "results.json").read_text())["seeds"]["1"]["valid"]["n"] == 32
+    proc = run_cli("roberta-train", wiki_bin, "--init-from", released, "--save-dir", tmp_path / "more",
+                   "--max-update", "4", "--valid-interval", "2", "--", "--max-valid-steps", "2")
+    assert (tmp_path / "more" / "checkpoint_best.pt").is_file(), proc.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "more" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["tag"] == "valid"] == [2, 4]  # a fresh step count
+    hub.from_pretrained(tmp_path / "more")
+
+
+def test_unsafe_checkpoint_is_refused_by_name(tmp_path):
+    import datetime
+
+    torch.save({"model": {}, "when": datetime.datetime(2019, 7, 1)}, tmp_path / "odd.pt")
+    with pytest.raises(UserError, match="holds a datetime.datetime, which is refused: it would "
+                                        "run code on load"):
+        checkpoints.read(tmp_path / "odd.pt", "--init-from")

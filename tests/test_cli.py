@@ -8,7 +8,7 @@ import pytest
 
 from conftest import BIN
 from roberta_cli import __main__ as entry
-from roberta_cli.cli import finetune, preprocess, train
+from roberta_cli.cli import convert, finetune, preprocess, train
 
 COMMANDS = [  # (main, argv before --help, prog shown in the usage line)
     (preprocess.main, [], "roberta-preprocess"),
@@ -21,6 +21,11 @@ COMMANDS = [  # (main, argv before --help, prog shown in the usage line)
     (train.main, ["ablation"], "roberta-train ablation"),
     (train.main, ["report"], "roberta-train report"),
     (finetune.main, [], "roberta-finetune"),
+    (finetune.main, ["predict"], "roberta-finetune predict"),
+    (convert.main, [], "roberta-convert"),
+    (convert.main, ["to-hf"], "roberta-convert to-hf"),
+    (convert.main, ["from-hf"], "roberta-convert from-hf"),
+    (convert.main, ["to-fairseq"], "roberta-convert to-fairseq"),
     (entry.main, [], "python -m roberta_cli"),
 ]
 
@@ -47,7 +52,7 @@ def test_help_shows_defaults_and_the_passthrough(capsys):
     assert "[-- fairseq-train flags ...]" in help_of(finetune.main, [], capsys)
     assert "[-- fairseq-train flags ...]" in help_of(train.main, ["ablation"], capsys)
     commands = help_of(entry.main, [], capsys)
-    for name in ("preprocess", "train", "finetune"):
+    for name in ("preprocess", "train", "finetune", "convert"):
         assert f"\n    {name} " in commands
 
 
@@ -64,7 +69,8 @@ def test_usage_errors_are_one_line(main, argv, words, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].split(":")[0] in ("roberta-train", "roberta-finetune",
-                                                       "roberta-preprocess", "python"), err
+                                                       "roberta-preprocess", "roberta-convert",
+                                                       "python"), err
     for word in words:
         assert word in err[0], (word, err)
 

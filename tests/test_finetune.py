@@ -223,3 +223,24 @@ def test_two_processes_two_seeds(tiny_run, sst2_data, tmp_path):
     assert results["settings"]["devices"] == 2 and results["settings"]["device_batch"] == 4
     argv = json.loads((tmp_path / "ddp" / "seed1" / "roberta_finetune.json").read_text())["fairseq_argv"]
     assert "--find-unused-parameters" in argv and "--load-checkpoint-on-all-dp-ranks" in argv
+
+
+@pytest.mark.parametrize("task", ["SST-2", "MRPC"])
+def test_glue_test_predictions_for_the_server(task, tiny_run, shared_data, tmp_path_factory, tmp_path):
+    """roberta-finetune predict writes GLUE's <TASK>.tsv: a header, one row per test row in
+    order, label names the task has."""
+    data = runs.glue_data(task, runs.ROWS, tiny_run, shared_data, tmp_path_factory)
+    if task == "SST-2":
+        save, _ = runs.sst2(tiny_run, shared_data, tmp_path_factory)
+    else:  # the MRPC run of test_f1_mcc_and_seeds (made here if that did not run)
+        save, _ = runs.finetune(task, data, tiny_run, tmp_path_factory, "--max-update", "8",
+                                "--seeds", "1", *runs.FAST)
+    proc = run_cli(PROG, "predict", "--model", save / "seed1", "--data", data, "--out", tmp_path)
+    assert f"wrote {tmp_path / task}.tsv" in proc.stderr
+    manifest = json.loads((data / "manifest.json").read_text())
+    lines = (tmp_path / f"{task}.tsv").read_text().splitlines()
+    assert lines[0] == "index\tprediction"
+    rows = [line.split("\t") for line in lines[1:]]
+    assert len(rows) == manifest["splits"]["test"]["rows"] > 0
+    assert [int(i) for i, _ in rows] == list(range(len(rows)))
+    assert {label for _, label in rows} <= set(manifest["labels"])

@@ -14,48 +14,28 @@ import numpy as np
 import pytest
 import torch
 
+import finetune_runs as runs
 from conftest import run_cli
-from roberta_cli import checkpoints, finetune, hub, qa
+from roberta_cli import checkpoints, finetune, hub, metrics, qa
 from roberta_cli.criterions.squad import HEAD, SquadSpanHead
 from roberta_cli.data import squad as sq
 from roberta_cli.errors import UserError
 from roberta_cli.train_log import read_jsonl
-from test_squad_data import dev_json, subset, to_v2, write
+from test_squad_data import to_v2
 
-UPDATES = 30  # < one epoch of the ~35 batches: one validation, at the end
-
-
-@pytest.fixture(scope="module")
-def squad_json(shared_data, tmp_path_factory):
-    """Split dev-v1.1 by article: 150 questions of 3 articles to train, 80 of another to score."""
-    articles = dev_json(shared_data)["data"]
-    root = tmp_path_factory.mktemp("squadjson")
-    return {"train": write(root / "train.json", subset(articles[:3], 150)),
-            "valid": write(root / "valid.json", subset(articles[40:41], 80)),
-            "v2": write(root / "v2.json", to_v2(subset(articles[41:42], 60), articles[3:4]))}
-
-
-def preprocess(tiny_run, train, valid, out):
-    run_cli("roberta-preprocess", "squad", "--train", train, "--valid", valid, "--bpe-from",
-            tiny_run, "--destdir", out, "--max-length", "64", "--stride", "24",
-            "--max-question-length", "24", "--quiet")
-    return out
+UPDATES = runs.SQUAD_UPDATES
 
 
 @pytest.fixture(scope="module")
-def squad_data(tiny_run, squad_json, tmp_path_factory):
-    return preprocess(tiny_run, squad_json["train"], squad_json["valid"],
-                      tmp_path_factory.mktemp("squad") / "data")
+def squad_data(tiny_run, shared_data, tmp_path_factory):
+    return runs.squad_data(tiny_run, shared_data, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def squad_run(tiny_run, squad_data, tmp_path_factory):
-    """The tiny model fine-tuned for UPDATES updates by roberta-finetune (rcli_squad): the seed's
-    run directory and the command's process."""
-    save = tmp_path_factory.mktemp("squadrun") / "ft"
-    proc = run_cli("roberta-finetune", "--task", "SQuAD1.1", "--model", tiny_run, "--data", squad_data,
-                   "--save-dir", save, "--max-update", UPDATES, "--batch-size", "16", "--lr", "1e-3",
-                   "--warmup-ratio", "0.13", "--log-interval", "5")
+def squad_run(tiny_run, shared_data, tmp_path_factory):
+    """The tiny model fine-tuned by roberta-finetune (rcli_squad): the seed's run directory and
+    the command's process."""
+    save, proc = runs.squad(tiny_run, shared_data, tmp_path_factory)
     return save / "seed1", proc
 
 
@@ -131,9 +111,11 @@ def test_hub_answer(squad_run, squad_data):
     assert r["answer"] and "Ada."[r["start"]:r["end"]] == r["answer"]  # v1.1: always a span
 
 
-def test_v2_evaluation_reports_no_answer_scores(squad_run, tiny_run, squad_json, tmp_path):
+def test_v2_evaluation_reports_no_answer_scores(squad_run, tiny_run, shared_data, tmp_path):
     run, _ = squad_run
-    data = preprocess(tiny_run, squad_json["v2"], squad_json["v2"], tmp_path / "v2")
+    articles = runs.dev_json(shared_data)["data"]
+    v2 = runs.write(tmp_path / "v2.json", to_v2(runs.subset(articles[41:42], 60), articles[3:4]))
+    data = runs.squad_preprocess(tiny_run, v2, v2, tmp_path / "v2")
     assert json.loads((data / "manifest.json").read_text())["version"] == "2.0"
     scores = qa.evaluate_hub(hub.from_pretrained(str(run)), data)
     for key in ("exact_match", "f1", "HasAns_f1", "NoAns_f1", "HasAns_exact", "NoAns_exact"):
@@ -172,6 +154,20 @@ def test_errors(tiny_run, squad_data, tmp_path):
         finetune.check_compatible(model, other, manifest)
     with pytest.raises(UserError, match="not SQuAD data"):
         sq.load_manifest(tiny_run)
+
+
+def test_prediction_file_scores_as_the_results(squad_run, squad_data, tmp_path):
+    """roberta-finetune predict writes {question id: answer}, which scores with SQuAD's EM/F1
+    exactly as roberta-finetune's own evaluation did (results.json)."""
+    run, _ = squad_run
+    run_cli("roberta-finetune", "predict", "--model", run, "--data", squad_data, "--out", tmp_path)
+    predictions = json.loads((tmp_path / "valid.json").read_text())
+    stored = sq.load_split(squad_data, "valid")
+    golds = {q.id: sq.gold_answers(q) for q in stored.data.questions}
+    assert predictions.keys() == golds.keys()
+    scores = metrics.squad_scores(predictions, golds)
+    expected = json.loads((run.parent / "results.json").read_text())["seeds"]["1"]["valid"]
+    assert (scores["exact_match"], scores["f1"]) == (expected["exact_match"], expected["f1"])
 
 
 def test_roberta_finetune_runs_the_span_kind(squad_run):

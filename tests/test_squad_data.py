@@ -13,30 +13,10 @@ import pytest
 from roberta_cli.data import squad as sq
 from roberta_cli.errors import UserError
 from conftest import assert_user_error, run_cli
+from finetune_runs import dev_json, subset, write
 
 
 # --- helpers shared with test_squad.py ------------------------------------------------------------
-def dev_json(shared_data):
-    return json.loads((shared_data / "squad" / "dev-v1.1.json").read_text(encoding="utf-8"))
-
-
-def subset(articles, max_questions):
-    """A v1.1 file of the first ``max_questions`` questions of ``articles`` (whole paragraphs
-    until the limit; real contexts and answers)."""
-    out, n = [], 0
-    for a in articles:
-        paragraphs = []
-        for p in a["paragraphs"]:
-            if n >= max_questions:
-                break
-            qas = p["qas"][: max_questions - n]
-            n += len(qas)
-            paragraphs.append({"context": p["context"], "qas": qas})
-        if paragraphs:
-            out.append({"title": a["title"], "paragraphs": paragraphs})
-    return {"version": "1.1", "data": out}
-
-
 def to_v2(v1, donor_articles, every=3):
     """SQuAD 2.0 format from a v1.1 subset: every ``every``-th paragraph gets an unanswerable
     question (a real question of another article: is_impossible, no answers, with
@@ -55,11 +35,6 @@ def to_v2(v1, donor_articles, every=3):
                 p["qas"].append({"id": f"{d['id']}_unanswerable", "question": d["question"],
                                  "answers": [], "plausible_answers": [], "is_impossible": True})
     return v2
-
-
-def write(path, data):
-    path.write_text(json.dumps(data), encoding="utf-8")
-    return path
 
 
 def model_dir_from_bpe(shared_data, dest):

@@ -31,9 +31,28 @@ EXAMPLES = """examples:
   roberta-finetune --model checkpoints/books --data data-bin/squad1 --max-update 2000"""
 
 
+PREDICT_DESCRIPTION = """\
+Predict a split with a fine-tuned model and write the file its benchmark's server takes: GLUE's
+<TASK>.tsv (index, label name; STS-B scores clipped to 0-5; MNLI: MNLI-m.tsv and MNLI-mm.tsv),
+ready to zip; SQuAD's <split>.json ({question id: answer}, "" for no answer), which the official
+evaluation script reads; RACE's and your own data's <split>.jsonl (one prediction per row; RACE:
+the question's id and its choice, A-D). Default: every unlabelled test split (SQuAD: valid)."""
+PREDICT_EXAMPLES = """examples:
+  roberta-finetune predict --model checkpoints/finetune/SST-2/seed1 --data data-bin/SST-2 \\
+      --out glue-submission
+  roberta-finetune predict --model checkpoints/finetune/squad1/seed1 --data data-bin/squad1 \\
+      --split valid --out squad-predictions"""
+COMMANDS = ("train", "predict")  # `roberta-finetune --model ...` means `... train --model ...`
+
+
 def build_parser():
-    p = Parser(prog=PROG, description=DESCRIPTION, epilog=EXAMPLES,
-               passthrough="fairseq-train flags")
+    top = Parser(prog=PROG, description=DESCRIPTION, epilog=EXAMPLES)
+    commands = top.add_subparsers(dest="command", metavar="{predict}", required=True)
+    p = commands.add_parser("train", prog=PROG, description=DESCRIPTION, epilog=EXAMPLES
+                            + "\n\npredictions for a benchmark's server: roberta-finetune predict --help",
+                            passthrough="fairseq-train flags")
+    p.set_defaults(run=run)
+    add_predict_parser(commands)
     p.add_argument("--task", help=f"the task ({', '.join(presets.finetune_tasks())}; any case); "
                                   "must be the data's (default: the data's)")
     p.add_argument("--model", required=True,
@@ -62,15 +81,31 @@ def build_parser():
                    help="updates between log lines (default: 5%% of the run)")
     p.add_argument("--valid-interval", type=int, default=0,
                    help="validate every N updates (0: at each epoch's end)")
-    return p
+    return top
+
+
+def add_predict_parser(commands):
+    p = commands.add_parser("predict", help="predictions for a benchmark's server",
+                            description=PREDICT_DESCRIPTION, epilog=PREDICT_EXAMPLES)
+    p.set_defaults(run=run_predict)
+    p.add_argument("--model", required=True,
+                   help="a roberta-finetune run directory of one seed (SAVE_DIR/seed<N>)")
+    p.add_argument("--data", required=True, help="the task directory it was fine-tuned on")
+    p.add_argument("--split", action="append", dest="splits", metavar="SPLIT",
+                   help="a split to predict, repeatable (default: the unlabelled test splits)")
+    p.add_argument("--out", required=True, help="directory for the prediction files")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
 def parse(argv):
     """(our options, fairseq flags after ``--``)."""
     argv, passthrough = split_passthrough(argv)
+    if not argv or argv[0] not in COMMANDS:
+        argv = ["train", *argv]
     o = build_parser().parse_args(argv)
-    o.save_dir = o.save_dir or os.path.join(
-        "checkpoints", "finetune", os.path.basename(os.path.normpath(o.data)))
+    if o.command == "train":
+        o.save_dir = o.save_dir or os.path.join(
+            "checkpoints", "finetune", os.path.basename(os.path.normpath(o.data)))
     return o, passthrough
 
 
@@ -138,9 +173,18 @@ def run(o, passthrough):
         print(f"{PROG}: wrote {os.path.join(o.save_dir, finetune.RESULTS)}", file=sys.stderr)
 
 
+def run_predict(o, passthrough):
+    if passthrough:
+        raise UserError("roberta-finetune predict takes no fairseq flags; drop what follows --")
+    manifest = finetune.data_manifest(o.data)
+    device = launch.resolve_device(o.device)
+    for path in finetune.write_predictions(o.model, o.data, manifest, o.out, o.splits, device):
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+
+
 def main(argv=None):
     o, passthrough = parse(sys.argv[1:] if argv is None else argv)
-    run_main(lambda: run(o, passthrough), PROG)
+    run_main(lambda: o.run(o, passthrough), PROG)
 
 
 if __name__ == "__main__":

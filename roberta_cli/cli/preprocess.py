@@ -98,9 +98,13 @@ def add_text_parser(commands):
                         "sentencepiece's training sample)")
 
     b = p.add_argument_group("BPE")
-    b.add_argument("--bpe", choices=["gpt2", "bytelevel", "sentencepiece"], default="gpt2",
-                   help="gpt2: OpenAI's GPT-2 BPE, as RoBERTa; bytelevel / sentencepiece: learn "
-                        "a BPE on the training split")
+    b.add_argument("--bpe", choices=["gpt2", "bytelevel", "sentencepiece"],
+                   help="gpt2 (the default): OpenAI's GPT-2 BPE, as RoBERTa; bytelevel / "
+                        "sentencepiece: learn a BPE on the training split")
+    b.add_argument("--bpe-from", metavar="MODEL_DIR", type=Path,
+                   help="encode with an existing model's BPE and dict.txt (its run directory, "
+                        "data-bin, or a fairseq model directory), so that roberta-train "
+                        "--init-from can continue pretraining it on this text")
     b.add_argument("--gpt2-dir", metavar="DIR",
                    help="directory with encoder.json, vocab.bpe and optionally dict.txt (used "
                         "as --gpt2-dict when present)")
@@ -125,6 +129,13 @@ def _check_args(args):
                             "pass e.g. 0.05")
     if args.workers < 1:
         raise UserError(f"--workers {args.workers} must be at least 1")
+    if args.bpe_from is not None:
+        given = [f for f in ("bpe", "gpt2_dir", "gpt2_encoder", "gpt2_vocab", "gpt2_dict",
+                             "vocab_size") if getattr(args, f) is not None]
+        if given:
+            raise UserError(f"--bpe-from takes the model's BPE and dictionary; drop "
+                            f"--{given[0].replace('_', '-')}")
+    args.bpe = args.bpe or "gpt2"
     gpt2_flags = [f for f in ("gpt2_dir", "gpt2_encoder", "gpt2_vocab", "gpt2_dict")
                   if getattr(args, f)]
     if args.bpe != "gpt2" and gpt2_flags:
@@ -147,8 +158,10 @@ def _check_args(args):
 def run_text(args):
     destdir = _check_args(args)
     binarize.check_destdir(destdir, args.force)  # before the slow checks below
-    gpt2 = None
-    if args.bpe == "gpt2":
+    gpt2, model = None, None
+    if args.bpe_from is not None:
+        model = bpe.ModelFiles(args.bpe_from)
+    elif args.bpe == "gpt2":
         gpt2 = bpe.resolve_gpt2_files(args.gpt2_dir, args.gpt2_encoder, args.gpt2_vocab,
                                       args.gpt2_dict)
     valid_fraction = args.valid_fraction
@@ -163,7 +176,7 @@ def run_text(args):
         include=args.include, valid=args.valid, test=args.test,
         valid_fraction=valid_fraction or 0.0, test_fraction=args.test_fraction or 0.0,
         seed=args.seed, errors=args.errors, workers=args.workers, force=args.force,
-        split_sentences=args.split_sentences, progress=progress)
+        split_sentences=args.split_sentences, bpe_from=model, progress=progress)
     print_summary(manifest, destdir, time.perf_counter() - start, args.workers)
 
 

@@ -31,6 +31,7 @@ EXAMPLES = """examples:
   roberta-train data-bin/books --size small --total-batch-size 2048 --batch-size 16 \\
       --max-update 125000 -- --max-tokens-valid 8192
   roberta-train data-bin/books-sentences --input-format segment-pair --masking static
+  roberta-train data-bin/legal --init-from models/roberta-base --max-update 10000   # continue
   torchrun --nproc_per_node 8 -m roberta_cli train data-bin/books --size base \\
       --total-batch-size 8192 --batch-size 32
 
@@ -50,8 +51,8 @@ def add_train_parser(commands):
                             passthrough="fairseq-train flags")
     p.set_defaults(run=run)
     p.add_argument("data", help="a data-bin directory made by roberta-preprocess text")
-    p.add_argument("--size", default="tiny",
-                   help=f"model size preset: {', '.join(presets.SIZES)} (python -m roberta_cli.presets)")
+    p.add_argument("--size", help=f"model size preset: {', '.join(presets.SIZES)} "
+                                  "(python -m roberta_cli.presets; default: tiny)")
     p.add_argument("--arch", help="a fairseq architecture name instead of --size (e.g. roberta_base)")
     p.add_argument("--save-dir", help="run directory (default: checkpoints/<data name>)")
     p.add_argument("--total-batch-size", type=positive_int,
@@ -60,7 +61,8 @@ def add_train_parser(commands):
     p.add_argument("--batch-size", type=positive_int, default=16,
                    help="sequences per device per step")
     p.add_argument("--tokens-per-sample", type=positive_int,
-                   default=presets.PRETRAIN["tokens_per_sample"], help="tokens per sequence")
+                   help=f"tokens per sequence (default: {presets.PRETRAIN['tokens_per_sample']}, "
+                        "at most the --init-from model's positions)")
     p.add_argument("--input-format", default="full-sentences", choices=list(presets.INPUT_FORMATS),
                    help="the paper's Table 2: full-sentences, doc-sentences (batches by tokens), "
                         "segment-pair and sentence-pair (with NSP)")
@@ -79,8 +81,13 @@ def add_train_parser(commands):
     p.add_argument("--compile", action="store_true",
                    help="torch.compile each encoder layer (a compile of tens of seconds up "
                         "front; slower than eager on CPU: benchmarks/RESULTS.md)")
-    p.add_argument("--restore-file", help="checkpoint to start from; must exist (default: resume "
+    p.add_argument("--restore-file", help="checkpoint to resume from; must exist (default: resume "
                                           "from <save-dir>/checkpoint_last.pt when present)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="continue pretraining this model (a model directory, e.g. from "
+                        "roberta-convert from-hf or fairseq's roberta.base, or a checkpoint): its "
+                        "architecture and weights, a fresh optimizer, schedule and step count; "
+                        "the data must be preprocessed with --bpe-from MODEL")
     p.add_argument("--distributed-port", type=int, default=-1,
                    help="port for SLURM's rendezvous (srun); torchrun needs none")
     p.add_argument("--seed", type=int, default=1)
@@ -98,8 +105,12 @@ def run(o, passthrough):
 
 
 def print_plan(run: pretrain.Run):
-    size = next((f" ({row['layers']} layers, hidden {row['hidden']})"
-                 for row in presets.SIZES.values() if row["arch"] == run.arch), "")
+    flags = run.arch_flags
+    shape = {k: flags[flags.index(f) + 1] for k, f in (("layers", "--encoder-layers"),
+                                                        ("hidden", "--encoder-embed-dim"))
+             if f in flags}
+    row = next((row for row in presets.SIZES.values() if row["arch"] == run.arch), shape)
+    size = f" ({row['layers']} layers, hidden {row['hidden']})" if len(row) > 1 else ""
     lines = [f"{run.arch}{size} on {run.devices} {run.device} device(s), {run.precision}",
              f"data {run.data}: {run.input_format}, {run.tokens_per_sample} tokens per sequence, "
              f"{run.masking} masking",
@@ -107,8 +118,9 @@ def print_plan(run: pretrain.Run):
              f"sequences/update, {run.max_update:,} updates, peak lr {run.lr:g} after "
              f"{run.warmup_updates:,} warmup updates",
              f"run directory {run.save_dir} (train_log.jsonl, train.log); "
-             + ("starts from " + run.restore_file if run.restore_file else
-                "resumes from its checkpoint_last.pt when there is one")]
+             + (f"resumes from {run.restore_file}" if run.restore_file else
+                "resumes from its checkpoint_last.pt when there is one"
+                + (f", else starts from the weights of {run.init_from}" if run.init_from else ""))]
     for line in lines:
         print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 

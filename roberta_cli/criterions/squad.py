@@ -1,7 +1,9 @@
 """The SQuAD span head and the ``rcli_squad`` criterion.
 
-The head is a per-token two-layer MLP (dense -> activation -> out_proj with 2 outputs: start
-and end logits) stored in RobertaModel.classification_heads["squad_span_head"], so it is saved
+The head is per token: dense -> activation -> out_proj with 2 outputs (start and end logits);
+with the task's ``--squad-head linear`` (roberta-finetune's) there is no activation, so the two
+layers are one linear map, as in BERT and transformers' RobertaForQuestionAnswering. It is
+stored in RobertaModel.classification_heads["squad_span_head"], so it is saved
 in checkpoints as ``classification_heads.squad_span_head.{dense,out_proj}.*``. It has the same
 parameter names as fairseq's RobertaClassificationHead, which RobertaModel's
 upgrade_state_dict_named reads to size heads; that method would rebuild a head it does not
@@ -17,7 +19,7 @@ checkpoints by (--best-checkpoint-metric f1 --maximize-best-checkpoint-metric): 
 the token-overlap F1 of the best span (start <= end < start + 30, on context tokens) against
 the target span; 1 when both the prediction (<s> score above the best span's) and the target
 are "no answer", 0 when only one is. The real EM/F1 (answers across windows, mapped back to
-text, official normalization) is roberta_cli.tasks.squad.evaluate.
+text, official normalization) is roberta_cli.qa.evaluate.
 """
 import math
 from dataclasses import dataclass
@@ -51,9 +53,10 @@ class SquadSpanHead(nn.Module):
         return self.out_proj(self.dropout(x))
 
 
-def add_span_head(model, inner_dim=None):
+def add_span_head(model, inner_dim=None, linear=False):
     """Put a SquadSpanHead on a fairseq RobertaModel (replacing any head of that name that
-    is not one, e.g. a RobertaClassificationHead rebuilt from a checkpoint)."""
+    is not one, e.g. a RobertaClassificationHead rebuilt from a checkpoint); ``linear``: no
+    activation between its two layers, so that they are one linear map."""
     if not hasattr(model, "classification_heads"):
         raise UserError(f"SQuAD fine-tuning needs a RoBERTa model; {type(model).__name__} has "
                         "no classification heads")
@@ -62,7 +65,7 @@ def add_span_head(model, inner_dim=None):
         args = model.args
         dim = args.encoder_embed_dim
         model.classification_heads[HEAD] = SquadSpanHead(
-            dim, inner_dim or dim, activation_fn="gelu",
+            dim, inner_dim or dim, activation_fn="linear" if linear else "gelu",
             dropout=getattr(args, "pooler_dropout", 0.0))
         if head is not None:  # same parameter names and shapes: keep its weights
             model.classification_heads[HEAD].load_state_dict(head.state_dict())

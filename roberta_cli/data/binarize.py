@@ -330,7 +330,7 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
                valid: Optional[Sequence] = None, test: Optional[Sequence] = None,
                valid_fraction: float = 0.0, test_fraction: float = 0.0, seed: int = 1,
                errors: str = "strict", workers: int = 1, force: bool = False,
-               split_sentences: bool = False,
+               split_sentences: bool = False, bpe_from: Optional[bpe_lib.ModelFiles] = None,
                progress: Optional[Callable[[str], None]] = None) -> dict:
     """Build the data directory ``destdir`` and return its manifest.
 
@@ -338,13 +338,15 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
     SENTENCE-PAIR and SEGMENT-PAIR input formats of ``rcli_mlm`` need).
 
     ``bpe`` is "gpt2" (needs ``gpt2``, from bpe.resolve_gpt2_files), "bytelevel" or
-    "sentencepiece" (both learned on the training split with ``vocab_size`` symbols)."""
+    "sentencepiece" (both learned on the training split with ``vocab_size`` symbols).
+    ``bpe_from`` (a model's files) instead: its BPE and its dict.txt, so that the ids are the
+    model's (continued pretraining on new text)."""
     progress = progress or (lambda message: None)
     destdir = Path(destdir)
     check_destdir(destdir, force)
-    if bpe not in bpe_lib.FAIRSEQ_BPE:
+    if bpe_from is None and bpe not in bpe_lib.FAIRSEQ_BPE:
         raise UserError(f"unknown --bpe {bpe!r}; use one of {sorted(bpe_lib.FAIRSEQ_BPE)}")
-    if bpe == "gpt2" and gpt2 is None:
+    if bpe_from is None and bpe == "gpt2" and gpt2 is None:
         raise UserError("--bpe gpt2 needs the GPT-2 files; pass --gpt2-dir DIR")
     all_paths = list(inputs) + list(valid or []) + list(test or [])
     boundary = corpus.resolve_doc_boundary(doc_boundary, all_paths)
@@ -355,9 +357,10 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
 
     with staged_output(destdir) as staging:
         manifest = _build(plans, staging, bpe, gpt2, vocab_size, boundary, seed, errors,
-                          workers, split_sentences, progress)
+                          workers, split_sentences, progress, bpe_from)
         manifest["options"] = {"seed": seed, "valid_fraction": valid_fraction,
-                               "test_fraction": test_fraction, "errors": errors, "include": include}
+                               "test_fraction": test_fraction, "errors": errors, "include": include,
+                               "bpe_from": str(bpe_from.dir.resolve()) if bpe_from else None}
         data_manifest.write(staging, manifest)
     return manifest
 
@@ -384,20 +387,24 @@ def _importing(module: str):
 
 
 def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, workers,
-           split_sentences, progress):
+           split_sentences, progress, bpe_from=None):
     """Everything but the directory juggling: BPE files, dict.txt, datasets; returns manifest."""
     compat.apply()  # before fairseq is imported, here or on the _importing thread
-    fairseq_bpe = bpe_lib.FAIRSEQ_BPE[bpe]
     train = plans["train"]
-    if bpe != "gpt2":
-        progress(f"learning a {vocab_size}-symbol {bpe} BPE on the training split")
-    train_lines = (line for doc in train.documents(boundary, errors) for line in doc)
-    bpe_files = _prepare_bpe(out_dir, bpe, gpt2, vocab_size, train_lines, seed, workers)
+    if bpe_from is not None:
+        fairseq_bpe, bpe_files = bpe_from.bpe, bpe_from.copy_to(out_dir)
+    else:
+        fairseq_bpe = bpe_lib.FAIRSEQ_BPE[bpe]
+        if bpe != "gpt2":
+            progress(f"learning a {vocab_size}-symbol {bpe} BPE on the training split")
+        train_lines = (line for doc in train.documents(boundary, errors) for line in doc)
+        bpe_files = _prepare_bpe(out_dir, bpe, gpt2, vocab_size, train_lines, seed, workers)
     files = {arg: str(Path(out_dir, name)) for arg, name in bpe_files.items()}
     # one process per worker: tokenizers' own thread pool would oversubscribe the cores
     # (and it warns when a process forks after using it)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    given_dict = gpt2.dict_txt if bpe == "gpt2" else None  # else built from the train counts
+    # the model's dict.txt, fairseq's GPT-2 one, or (None) one built from the train counts
+    given_dict = bpe_from.dict_txt if bpe_from else gpt2.dict_txt if bpe == "gpt2" else None
 
     counts, sizes, symbols = None, {}, bpe_lib.load_encoder(fairseq_bpe, files).symbols()
     with contextlib.ExitStack() as stack:

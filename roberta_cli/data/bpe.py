@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional
 
 from roberta_cli import compat
-from roberta_cli.checkpoints import BPE_FILES, MANIFEST, MODEL_FILES
+from roberta_cli.checkpoints import BPE_FILE_NAMES, BPE_FILES, MANIFEST, MODEL_FILES
 from roberta_cli.data import manifest as data_manifest
 from roberta_cli.errors import UserError
 
@@ -215,18 +215,20 @@ def bpe_args(model_dir) -> dict:
                     "merges.txt, or sentencepiece.bpe.model); copy them from the data-bin")
 
 
-def copy_model_files(src_dir, dst_dir, overwrite=True):
-    """MODEL_FILES of ``src_dir`` (those it has) into ``dst_dir``; with ``overwrite=False`` a
-    file already in ``dst_dir`` is kept."""
+def copy_model_files(src_dir, dst_dir, names=MODEL_FILES, overwrite=True):
+    """``names`` (MODEL_FILES) of ``src_dir``, those it has, into ``dst_dir``; with
+    ``overwrite=False`` a file already in ``dst_dir`` is kept."""
     os.makedirs(dst_dir, exist_ok=True)
-    for name in MODEL_FILES:
+    for name in names:
         src, dst = os.path.join(src_dir, name), os.path.join(dst_dir, name)
         if os.path.isfile(src) and (overwrite or not os.path.isfile(dst)):
             shutil.copyfile(src, dst)
 
 
 class ModelFiles:
-    """What --bpe-from must hold: manifest.json (its bpe and bpe_files), dict.txt, BPE files."""
+    """What --bpe-from must hold: dict.txt and the BPE files, named by manifest.json (a
+    roberta-cli model or data directory) or found by their names (a fairseq model directory,
+    such as a released roberta.base with encoder.json and vocab.bpe beside it)."""
 
     def __init__(self, model_dir):
         self.dir = Path(model_dir)
@@ -234,25 +236,41 @@ class ModelFiles:
             raise UserError(f"--bpe-from {model_dir} is not a directory; pass the model "
                             "directory written by roberta-train (or its data-bin)")
         self.dict_txt = self.dir / "dict.txt"
-        if not (self.dir / MANIFEST).is_file() or not self.dict_txt.is_file():
-            lacking = " and ".join(n for n in (MANIFEST, "dict.txt")
-                                   if not (self.dir / n).is_file())
-            raise UserError(f"--bpe-from {model_dir} has no {lacking}; pass the model directory "
-                            "written by roberta-train (or its data-bin), which holds dict.txt, "
-                            "manifest.json and the BPE files")
-        self.manifest = load_manifest(self.dir)
-        missing = [n for n in self.manifest.get("bpe_files", {}).values()
-                   if not (self.dir / n).is_file()]
-        if missing:
-            raise UserError(f"--bpe-from {model_dir} lacks {', '.join(missing)} (listed in its "
-                            f"{MANIFEST}); pass the model directory written by "
-                            "roberta-train, which holds the BPE files of its data")
-        kwargs = bpe_kwargs(self.dir)
-        self.bpe = kwargs.pop("bpe")
+        has_manifest = (self.dir / MANIFEST).is_file()
+        if not self.dict_txt.is_file():
+            raise UserError(f"--bpe-from {model_dir} has no dict.txt; pass the model directory "
+                            "written by roberta-train (or its data-bin), or a fairseq model "
+                            "directory with its dict.txt and BPE files")
+        if has_manifest:
+            missing = [n for n in load_manifest(self.dir).get("bpe_files", {}).values()
+                       if not (self.dir / n).is_file()]
+            if missing:
+                raise UserError(f"--bpe-from {model_dir} lacks {', '.join(missing)} (listed in "
+                                f"its {MANIFEST}); pass the model directory written by "
+                                "roberta-train, which holds the BPE files of its data")
+        elif not any(all((self.dir / n).is_file() for n in names.values())
+                     for names in BPE_FILES.values()):
+            raise UserError(f"--bpe-from {model_dir} has no {MANIFEST} and no BPE files "
+                            "(encoder.json + vocab.bpe, vocab.json + merges.txt, or "
+                            "sentencepiece.bpe.model); pass the model directory written by "
+                            "roberta-train, or put the model's BPE files beside its dict.txt")
+        kwargs = bpe_args(str(self.dir))
+        self.bpe = kwargs.pop("bpe")  # fairseq's name
         self.files = kwargs  # fairseq arg -> absolute path
+
+    @property
+    def bpe_files(self):
+        """{fairseq arg: file name}, as a manifest lists them."""
+        return {arg: Path(path).name for arg, path in self.files.items()}
 
     def encoder(self):
         return load_encoder(self.bpe, self.files)
+
+    def copy_to(self, out_dir) -> Dict[str, str]:
+        """Copy the BPE files into ``out_dir``; returns manifest bpe_files."""
+        for path in self.files.values():
+            shutil.copyfile(path, Path(out_dir, Path(path).name))
+        return self.bpe_files
 
 
 def encoder_from_dir(data_dir):

@@ -552,8 +552,7 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
             splits[split] = {"rows": len(sizes), **encoded.stats, "tokens": int(sum(sizes)),
                              "max_positions": int(max(sizes)), "source": str(data.source),
                              "labelled": True}
-        for name in model.manifest["bpe_files"].values():
-            shutil.copyfile(model.dir / name, staging / name)
+        model.copy_to(staging)
         manifest = {
             "format": data_manifest.TASK_FORMAT,
             "task": f"SQuAD{version}",
@@ -568,8 +567,8 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
             "stride": stride,
             "max_question_length": max_question_length,
             "max_answer_tokens": MAX_ANSWER_TOKENS,
-            "bpe": model.manifest["bpe"],
-            "bpe_files": dict(model.manifest["bpe_files"]),
+            "bpe": model.bpe,
+            "bpe_files": model.bpe_files,
             "bpe_from": str(model.dir.resolve()),
             "dictionary_size": len(dict_symbols(model.dict_txt)),  # lines in dict.txt
             "created_by": f"roberta-preprocess squad {__version__}",

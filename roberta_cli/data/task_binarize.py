@@ -156,8 +156,7 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
             if data.skipped:
                 info["skipped"] = data.skipped
             manifest_splits[name] = info
-        for name in model.manifest["bpe_files"].values():
-            shutil.copyfile(model.dir / name, staging / name)
+        model.copy_to(staging)
         manifest = {
             "format": data_manifest.TASK_FORMAT,
             "task": task,
@@ -170,8 +169,8 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
             "splits": manifest_splits,
             "valid_names": dict(valid_names or {s: s for s in splits if s.startswith("valid")}),
             "row_order": "file",
-            "bpe": model.manifest["bpe"],
-            "bpe_files": dict(model.manifest["bpe_files"]),
+            "bpe": model.bpe,
+            "bpe_files": model.bpe_files,
             "bpe_from": str(model.dir.resolve()),
             "dictionary_size": len(dictionary) - dictionary.nspecial,
             **(extra or {}),

@@ -40,6 +40,7 @@ from roberta_cli.errors import UserError
 from roberta_cli.tasks.autocast import AutocastBf16Steps
 
 logger = logging.getLogger(__name__)
+SPAN_HEADS = ("mlp", "linear")  # --squad-head
 
 
 @dataclass
@@ -59,6 +60,10 @@ class SquadConfig(FairseqDataclass):
         "help": "longest predicted answer, in tokens"})
     squad_null_threshold: float = field(default=sq.NULL_THRESHOLD, metadata={
         "help": "v2.0: no answer when null score - best span score exceeds this"})
+    squad_head: str = field(default="mlp", metadata={
+        "help": "span head: mlp (dense, GELU, out_proj) or linear (no activation between "
+                "them: one linear layer, what transformers' RobertaForQuestionAnswering has); "
+                "roberta-finetune trains linear ones"})
     no_shuffle: bool = field(default=False)
     autocast_bf16: bool = field(default=False, metadata={
         "help": "forward and backward under torch.autocast(bfloat16) (CPU bf16)"})
@@ -131,6 +136,8 @@ class SquadTask(AutocastBf16Steps, FairseqTask):
         if not os.path.isfile(path):
             raise UserError(f"no dict.txt in {cfg.data}; pass a data directory made by "
                             "roberta-preprocess squad")
+        if cfg.squad_head not in SPAN_HEADS:
+            raise UserError(f"--squad-head {cfg.squad_head!r}; use {' or '.join(SPAN_HEADS)}")
         if cfg.squad_version not in sq.VERSIONS:
             raise UserError(f"--squad-version {cfg.squad_version!r}; use 1.1 or 2.0")
         dictionary = Dictionary.load(path)
@@ -160,7 +167,8 @@ class SquadTask(AutocastBf16Steps, FairseqTask):
         with open_dict(cfg) if OmegaConf.is_config(cfg) else contextlib.ExitStack():
             cfg.max_positions = self.cfg.max_positions
         model = models.build_model(cfg, self, from_checkpoint)
-        add_span_head(model)  # before any checkpoint loads: fairseq then keeps this class
+        add_span_head(model, linear=self.cfg.squad_head == "linear")  # before any checkpoint
+        # loads: fairseq then keeps this class
         return model
 
     def max_positions(self):

@@ -1,0 +1,114 @@
+"""Checkpoints that stock fairseq 0.12.2 loads: only fairseq's own task, architecture, criterion
+and optimizer names, the model's dimensions spelled out. ``to_fairseq`` rewrites a
+roberta-cli checkpoint that way; ``write_checkpoint`` is also how Hugging Face models come in.
+
+    roberta-convert to-fairseq checkpoints/books exported/books
+    # on a machine without roberta-cli:
+    RobertaModel.from_pretrained("exported/books", "checkpoint_best.pt", bpe="gpt2")
+"""
+import argparse
+import os
+from pathlib import Path
+
+import torch
+
+from roberta_cli import checkpoints, compat
+from roberta_cli.data.binarize import staged_output
+from roberta_cli.data.bpe import copy_model_files
+from roberta_cli.errors import UserError
+
+compat.apply()  # before fairseq is imported
+
+from fairseq import options  # noqa: E402
+from fairseq.criterions import CRITERION_DATACLASS_REGISTRY  # noqa: E402
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
+from fairseq.optim import OPTIMIZER_DATACLASS_REGISTRY  # noqa: E402
+from fairseq.tasks import TASK_DATACLASS_REGISTRY  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+CHECKPOINT = checkpoints.BEST  # what converted models are saved as
+STOCK_NAMES = {  # roberta-cli's registered names -> fairseq's own, for the same computation
+    "rcli_mlm": "masked_lm", "rcli_masked_lm": "masked_lm", "rcli_mlm_nsp": "masked_lm",
+    "rcli_sentence_prediction": "sentence_prediction", "rcli_sentence_ranking": "sentence_ranking",
+    "rcli_adam": "adam",
+}
+
+
+def fairseq_config(argv) -> dict:
+    """The config fairseq-train saves in a checkpoint for this command line (plain containers)."""
+    args = options.parse_args_and_arch(options.get_training_parser(), input_args=["data", *argv])
+    return OmegaConf.to_container(convert_namespace_to_omegaconf(args), resolve=True,
+                                  enum_to_str=True)
+
+
+def write_checkpoint(path, cfg: dict, model_state: dict, criterion="MaskedLmLoss"):
+    """A checkpoint as fairseq-train writes one without optimizer state (update 0), written to
+    a temporary name and renamed, so ``path`` is always whole."""
+    state = {"args": None, "cfg": cfg, "model": model_state, "criterion": None,
+             "optimizer_history": [{"criterion_name": criterion, "optimizer_name": "FairseqAdam",
+                                    "lr_scheduler_state": {"best": None}, "num_updates": 0}],
+             "task_state": {}, "extra_state": {"metrics": {}, "previous_training_time": 0}}
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+MODEL_MARKERS = ("config.json", CHECKPOINT)  # a directory holding one was written by roberta-convert
+
+
+def check_output(out_dir, force) -> Path:
+    """``out_dir`` may be written: it does not exist (or is empty), or ``force`` is given and it
+    holds a converted model; nothing else is ever replaced. The converters write into a staging
+    directory that replaces ``out_dir`` when complete (data.binarize.staged_output)."""
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not force:
+            raise UserError(f"{out} already exists; choose a new output directory, or pass "
+                            "--force to replace it")
+        if not out.is_dir() or out.is_symlink() or not any((out / m).is_file()
+                                                           for m in MODEL_MARKERS):
+            raise UserError(f"{out} is not a model directory (no config.json or {CHECKPOINT}); "
+                            "--force replaces only converted models: choose another output")
+    return out
+
+
+def to_fairseq(model_dir, out_dir, force=False) -> Path:
+    """``out_dir``: the model of ``model_dir`` as a checkpoint stock fairseq loads, with its
+    dict.txt, BPE files and manifest."""
+    path = checkpoints.find(model_dir, "the model directory")
+    state = checkpoints.read(path, "the model")
+    cfg = state.get("cfg")
+    if not cfg:
+        raise UserError(f"{path} is in the 2019 format (no cfg); stock fairseq loads it as it is")
+    cfg = OmegaConf.to_container(OmegaConf.create(cfg), resolve=True) \
+        if not isinstance(cfg, dict) else dict(cfg)
+    if (cfg.get("task") or {}).get("_name") == "rcli_squad":
+        raise UserError(f"{path} has roberta-cli's SQuAD span head, which stock fairseq has no "
+                        "task for; export it with roberta-convert to-hf instead")
+    for group, registry in (("task", TASK_DATACLASS_REGISTRY),
+                            ("criterion", CRITERION_DATACLASS_REGISTRY),
+                            ("optimizer", OPTIMIZER_DATACLASS_REGISTRY)):
+        cfg[group] = _stock_group(cfg.get(group), registry)
+    model = argparse.Namespace(**vars(cfg["model"])) if isinstance(cfg["model"], argparse.Namespace) \
+        else argparse.Namespace(**cfg["model"])  # fairseq keeps a legacy model's args so
+    if str(getattr(model, "arch", "")).startswith("rcli_"):
+        model._name = model.arch = "roberta"  # every dimension is spelled out in the cfg
+    cfg["model"] = model
+    out = check_output(out_dir, force)
+    with staged_output(out) as staging:
+        write_checkpoint(staging / CHECKPOINT, cfg, dict(state["model"]))
+        copy_model_files(model_dir, staging)
+    return out
+
+
+def _stock_group(group, registry):
+    """A cfg group with fairseq's own name and only the fields of fairseq's dataclass for it
+    (``registry``: fairseq's dataclasses of that kind; legacy groups keep their fields)."""
+    if not group or not str(group.get("_name", "")).startswith("rcli_"):
+        return group
+    name = STOCK_NAMES.get(group["_name"])
+    if name is None:
+        raise UserError(f"{group['_name']} has no equivalent in stock fairseq; export to "
+                        "Hugging Face instead (roberta-convert to-hf)")
+    fields = registry[name].__dataclass_fields__ if name in registry else group
+    return {**{k: v for k, v in group.items() if k in fields}, "_name": name}

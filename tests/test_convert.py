@@ -1,0 +1,357 @@
+"""roberta_cli.convert: models out to Hugging Face transformers and stock fairseq, and back in,
+exactly. The models are roberta-cli's own (the tiny pretrained model and its fine-tuned runs)
+with every weight moved by noise, so that a mapping mistake in any tensor shows in the logits;
+transformers (a test dependency) is what the exported directories are checked against.
+"""
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+import finetune_runs as runs
+from conftest import REPO, assert_user_error, run_cli
+from roberta_cli import checkpoints, hub
+from roberta_cli.convert import hf, weights
+from roberta_cli.convert.fairseq_format import to_fairseq
+from roberta_cli.errors import UserError
+
+pytestmark = pytest.mark.e2e  # every test here builds and loads real models
+transformers = pytest.importorskip("transformers")
+warnings.filterwarnings("ignore", module="transformers")
+TOL = 1e-5  # fp32, non-pad positions
+
+
+def perturbed(run_dir, out, scale=0.05, seed=0):
+    """A copy of a model directory whose every weight has moved by noise (LayerNorm gains,
+    biases and position rows included)."""
+    shutil.copytree(run_dir, out, ignore=shutil.ignore_patterns("checkpoint_*_*.pt", "tb"))
+    path = checkpoints.find(out)
+    state = checkpoints.load(path)
+    g = torch.Generator().manual_seed(seed)
+    for name, t in state["model"].items():
+        if t.is_floating_point() and not weights.is_derived(name) and not name.endswith(".version"):
+            t.add_(torch.randn(t.shape, generator=g) * scale)
+    torch.save(state, path)
+    return out
+
+
+def wiki_lines(shared_data, n=None, min_words=0):
+    with open(shared_data / "wikitext-2-raw/wiki.valid.raw", encoding="utf-8") as f:
+        lines = [ln.strip() for ln in f if ln.strip() and len(ln.split()) > min_words]
+    return lines[:n] if n else lines
+
+
+def padded(m, texts):
+    """Our hub's padded token batch (right padding, max 64 tokens) and its attention mask."""
+    tokens = m._pad([t[:64] for t in m.encode_batch(texts)])
+    return tokens, (tokens != m.task.source_dictionary.pad()).long()
+
+
+def close(ours, theirs, mask):
+    diff = (ours - theirs).abs()[mask.bool()].max().item()
+    assert diff < TOL, diff
+    return diff
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_run, tmp_path_factory):
+    """(roberta-cli model dir, its transformers export, hub, HF model, HF tokenizer)."""
+    root = tmp_path_factory.mktemp("convert")
+    src = perturbed(tiny_run, root / "tiny")
+    out = hf.to_hf(src, root / "hf")
+    return (src, out, hub.from_pretrained(src),
+            transformers.AutoModelForMaskedLM.from_pretrained(out).eval(),
+            transformers.AutoTokenizer.from_pretrained(out))
+
+
+def test_masked_lm_logits_equal_the_hubs(lm, shared_data):
+    src, out, m, model, _ = lm
+    assert type(model).__name__ == "RobertaForMaskedLM"
+    tokens, mask = padded(m, wiki_lines(shared_data, 16, min_words=5))
+    with torch.no_grad():
+        ours = m.model(tokens)[0]
+        theirs = model(input_ids=tokens, attention_mask=mask).logits
+    print(f"\nmasked LM: max |logit difference| {close(ours, theirs, mask):.2e}")
+    config = json.loads((out / "config.json").read_text())
+    assert config["max_position_embeddings"] == 64 + 2 and config["layer_norm_eps"] == 1e-5
+    assert config["type_vocab_size"] == 1 and config["vocab_size"] == 50265
+    assert (config["pad_token_id"], config["bos_token_id"], config["eos_token_id"]) == (1, 0, 2)
+    assert torch.equal(model.roberta.embeddings.token_type_embeddings.weight,
+                       torch.zeros(1, config["hidden_size"]))
+    assert not (out / "pytorch_model.bin").exists() and (out / "model.safetensors").is_file()
+
+
+def test_tokenizer_ids_equal_the_hubs(lm, shared_data):
+    _, _, m, _, tok = lm
+    lines = wiki_lines(shared_data)
+    assert len(lines) > 2000
+    ours = [t.tolist() for t in m.encode_batch(lines)]
+    assert tok(lines)["input_ids"] == ours
+    pairs = list(zip(lines[:200], lines[200:400]))
+    assert tok([a for a, _ in pairs], [b for _, b in pairs])["input_ids"] == \
+        [t.tolist() for t in m.encode_batch(pairs)]
+    for text in ("It was a dark and stormy <mask>.", "<mask> is the capital of <mask>.",
+                 "A   gap,<mask> and\ttabs"):
+        assert tok(text)["input_ids"] == m._masked_tokens(text).tolist(), text
+
+
+def test_fill_mask_pipeline_ranks_as_the_hub(lm):
+    _, out, m, model, tok = lm
+    fill = transformers.pipeline("fill-mask", model=model, tokenizer=tok, top_k=40)
+    unfillable = set(m._unfillable().tolist())
+    for text in ("The cat sat on the <mask>.", "In 1990 the <mask> was founded."):
+        theirs = [r["token"] for r in fill(text) if r["token"] not in unfillable][:5]
+        ours = [m.task.source_dictionary.index(m.bpe.encode(w)) for _, _, w in m.fill_mask(text, topk=5)]
+        assert theirs == ours, text
+
+
+def test_import_of_the_export_gives_the_same_weights_bit_for_bit(lm, tmp_path):
+    src, out, m, _, _ = lm
+    back = hf.from_hf(out, tmp_path / "back")
+    a = {k: v for k, v in checkpoints.load(checkpoints.find(src))["model"].items()
+         if not weights.is_derived(k)}
+    b = checkpoints.load(back / "checkpoint_best.pt")["model"]
+    assert a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    again = hub.from_pretrained(back)
+    text = "The river flows under the old bridge."
+    assert again.encode(text).tolist() == m.encode(text).tolist()
+
+
+@pytest.fixture(scope="module")
+def hf_model(shared_data, tmp_path_factory):
+    """A transformers RoBERTa built here: random weights, the real GPT-2 vocabulary laid out
+    as roberta-base's (fairseq's dict.txt order), a token-type row that is not zero."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    root = tmp_path_factory.mktemp("hfmodel")
+    gpt2 = shared_data / "gpt2_bpe"
+    encoder = json.loads((gpt2 / "encoder.json").read_text(encoding="utf-8"))
+    token_of = {str(i): t for t, i in encoder.items()}
+    symbols = checkpoints.dict_symbols(gpt2 / "dict.txt")
+    vocab = {s: i for i, s in enumerate(hf.SPECIALS)}
+    vocab.update({token_of.get(s, s): i for i, s in enumerate(symbols, start=4)})
+    vocab[hf.MASK] = len(vocab)
+    merges = [tuple(ln.split()) for ln in (gpt2 / "vocab.bpe").read_text(encoding="utf-8").splitlines()[1:] if ln]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), add_prefix_space=False)
+    tok.add_special_tokens([AddedToken(s, special=True) for s in hf.SPECIALS]
+                           + [AddedToken(hf.MASK, lstrip=True, special=True)])
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    torch.manual_seed(0)
+    shape = dict(vocab_size=len(vocab), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                 intermediate_size=128, max_position_embeddings=66, type_vocab_size=1,
+                 layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    made = {}
+    for name, cls, cfg in (
+            ("mlm", transformers.RobertaForMaskedLM, transformers.RobertaConfig(**shape)),
+            ("cls", transformers.RobertaForSequenceClassification, transformers.RobertaConfig(
+                **shape, id2label={0: "neg", 1: "neu", 2: "pos"})),
+            ("preln", transformers.RobertaPreLayerNormForMaskedLM,
+             transformers.RobertaPreLayerNormConfig(**shape))):
+        model = cls(cfg).eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.05)  # LayerNorms, biases: all away from init
+        model.save_pretrained(root / name)
+        vocab_file = root / name / "vocab.json"
+        vocab_file.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        (root / name / "merges.txt").write_bytes((gpt2 / "vocab.bpe").read_bytes())
+        fast.save_pretrained(root / name)
+        made[name] = root / name
+    return made
+
+
+@pytest.mark.parametrize("name", ["mlm", "cls", "preln"])
+def test_a_transformers_roberta_imports_exactly(name, hf_model, shared_data, tmp_path):
+    src = hf_model[name]
+    model = transformers.AutoModelForMaskedLM.from_pretrained(src) if name != "cls" else \
+        transformers.AutoModelForSequenceClassification.from_pretrained(src)
+    model.eval()
+    base = model.base_model.embeddings.token_type_embeddings.weight
+    assert base.abs().sum() > 0  # a non-zero token-type row, which import folds in
+    out = hf.from_hf(src, tmp_path / "ours")
+    m = hub.from_pretrained(out)
+    tokens, mask = padded(m, wiki_lines(shared_data, 12, min_words=5))
+    with torch.no_grad():
+        if name == "cls":
+            theirs = model(input_ids=tokens, attention_mask=mask).logits
+            ours = m.predict_batch("sentence_classification_head", list(tokens_list(tokens, mask)),
+                                   return_logits=True)
+            diff = (ours - theirs).abs().max().item()
+            assert diff < TOL, diff
+            assert m.predict_label("A fine film.") in ("neg", "neu", "pos")
+        else:
+            theirs = model(input_ids=tokens, attention_mask=mask).logits
+            diff = close(m.model(tokens)[0], theirs, mask)
+    print(f"\nimport {name}: max |logit difference| {diff:.2e}")
+    ids = transformers.AutoTokenizer.from_pretrained(src)(wiki_lines(shared_data, 300))["input_ids"]
+    assert ids == [t.tolist() for t in m.encode_batch(wiki_lines(shared_data, 300))]
+
+
+def tokens_list(tokens, mask):
+    for row, n in zip(tokens, mask.sum(1)):
+        yield row[:n]
+
+
+def test_imported_model_continues_pretraining_and_exports_back(hf_model, shared_data, tmp_path):
+    """Import, preprocess WikiText with its vocabulary, continue pretraining: the validation
+    MLM loss falls from where it started; the result exports back to transformers."""
+    model = hf.from_hf(hf_model["mlm"], tmp_path / "model")
+    wiki = shared_data / "wikitext-2-raw"
+    run_cli("roberta-preprocess", "text", wiki / "wiki.valid.raw", "--valid", wiki / "wiki.test.raw",
+            "--bpe-from", model, "--destdir", tmp_path / "data", "--quiet")
+    run = tmp_path / "run"
+    proc = run_cli("roberta-train", tmp_path / "data", "--init-from", model, "--save-dir", run,
+                   "--max-update", "40", "--valid-interval", "20", "--batch-size", "16",
+                   "--lr", "3e-3", "--warmup-updates", "4", "--", "--max-valid-steps", "8")
+    valid = [json.loads(ln) for ln in (run / "train_log.jsonl").read_text().splitlines()]
+    valid = [r["loss"] for r in valid if r["tag"] == "valid"]
+    start = run_cli("roberta-train", tmp_path / "data", "--init-from", model, "--save-dir",
+                    tmp_path / "zero", "--max-update", "1", "--lr", "1e-12", "--warmup-updates", "1",
+                    "--", "--max-valid-steps", "8")
+    first = [json.loads(ln) for ln in (tmp_path / "zero" / "train_log.jsonl").read_text().splitlines()]
+    first = [r["loss"] for r in first if r["tag"] == "valid"][0]
+    assert valid[-1] < first - 0.5, (first, valid, proc.stderr[-2000:], start.stderr[-500:])
+    assert (run / "checkpoint_best.pt").is_file()
+    back = hf.to_hf(run, tmp_path / "hf")
+    assert transformers.AutoModelForMaskedLM.from_pretrained(back) is not None
+
+
+# --- fine-tuned heads -----------------------------------------------------------------------------
+def _export(run, tmp_path):
+    src = perturbed(run, tmp_path / "src", scale=0.02)
+    return src, hub.from_pretrained(src), hf.to_hf(src, tmp_path / "hf")
+
+
+def test_classification_and_regression_heads(tiny_run, shared_data, tmp_path_factory, tmp_path):
+    texts = wiki_lines(shared_data, 12, min_words=5)
+    for runner, problem in ((runs.sst2, "single_label_classification"), (runs.stsb, "regression")):
+        save, _ = runner(tiny_run, shared_data, tmp_path_factory)
+        src, m, out = _export(save / "seed1", tmp_path / problem)
+        config = json.loads((out / "config.json").read_text())
+        assert config["problem_type"] == problem
+        if problem == "regression":
+            assert config["id2label"] == {"0": "LABEL_0"}
+        else:
+            assert config["id2label"] == {"0": "0", "1": "1"}  # SST-2's labels, in the data's order
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(out).eval()
+        tokens, mask = padded(m, texts)
+        with torch.no_grad():
+            theirs = model(input_ids=tokens, attention_mask=mask).logits
+        ours = m.predict_batch("sentence_classification_head", list(tokens_list(tokens, mask)),
+                               return_logits=True)
+        diff = (ours - theirs).abs().max().item()
+        print(f"\n{problem}: max |logit difference| {diff:.2e}")
+        assert diff < TOL
+
+
+def test_multiple_choice_head(tiny_run, shared_data, tmp_path_factory, tmp_path):
+    save, _ = runs.race(tiny_run, shared_data, tmp_path_factory)
+    src, m, out = _export(save / "seed1", tmp_path)
+    model = transformers.AutoModelForMultipleChoice.from_pretrained(out).eval()
+    assert type(model).__name__ == "RobertaForMultipleChoice"
+    options = [m.encode("A short article about rivers.", o)[:64] for o in
+               ("the sea", "a mountain", "the river bank", "nothing at all")]
+    tokens = m._pad(options)
+    mask = (tokens != 1).long()
+    with torch.no_grad():
+        theirs = model(input_ids=tokens[None], attention_mask=mask[None]).logits[0]
+    ours = m.predict_batch("sentence_classification_head", options, return_logits=True)[:, 0]
+    diff = (ours - theirs).abs().max().item()
+    print(f"\nmultiple choice: max |logit difference| {diff:.2e}")
+    assert diff < TOL
+
+
+def test_span_head(tiny_run, shared_data, tmp_path_factory, tmp_path):
+    save, _ = runs.squad(tiny_run, shared_data, tmp_path_factory)
+    src, m, out = _export(save / "seed1", tmp_path)
+    model = transformers.AutoModelForQuestionAnswering.from_pretrained(out).eval()
+    tokens, mask = padded(m, wiki_lines(shared_data, 8, min_words=5))
+    with torch.no_grad():
+        theirs = model(input_ids=tokens, attention_mask=mask)
+        ours = m.model(tokens, features_only=True, classification_head_name="squad_span_head")[0]
+    diff = max(close(ours[..., 0], theirs.start_logits, mask),
+               close(ours[..., 1], theirs.end_logits, mask))
+    print(f"\nspan: max |logit difference| {diff:.2e}")
+
+
+def test_pre_layer_norm_model_exports_to_the_prelayernorm_classes(hf_model, shared_data, tmp_path):
+    ours = hf.from_hf(hf_model["preln"], tmp_path / "ours")
+    out = hf.to_hf(ours, tmp_path / "hf")
+    assert json.loads((out / "config.json").read_text())["model_type"] == "roberta-prelayernorm"
+    model = transformers.AutoModelForMaskedLM.from_pretrained(out).eval()
+    m = hub.from_pretrained(ours)
+    tokens, mask = padded(m, wiki_lines(shared_data, 8, min_words=5))
+    with torch.no_grad():
+        close(m.model(tokens)[0], model(input_ids=tokens, attention_mask=mask).logits, mask)
+
+
+# --- stock fairseq ------------------------------------------------------------------------------------
+def test_stock_fairseq_loads_the_fairseq_export(tiny_run, tmp_path):
+    """The export loads in fairseq with neither roberta-cli's plugin nor its startup hook:
+    a bare interpreter that applies only the compatibility patches (the rcli_* names stay
+    unknown), and gives our hub's features."""
+    out = to_fairseq(tiny_run, tmp_path / "fs")
+    cfg = checkpoints.load(out / "checkpoint_best.pt")["cfg"]
+    assert "rcli" not in json.dumps({k: v for k, v in cfg.items() if k != "model"}, default=str)
+    assert vars(cfg["model"])["arch"] == "roberta"
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    code = (f"import sys, builtins; sys.path[:0] = [{str(REPO)!r}]; sys.path.append({site!r}); "
+            "builtins.help = None; import roberta_cli.compat as c; c.apply(); "
+            "import fairseq.tasks as t; assert 'rcli_mlm' not in t.TASK_REGISTRY; "
+            "from fairseq.models.roberta import RobertaModel; "
+            f"m = RobertaModel.from_pretrained({str(out)!r}, 'checkpoint_best.pt', bpe='gpt2').eval(); "
+            "print(m.extract_features(m.encode('The river flows.'))[0, :, :4].flatten().tolist())")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    theirs = torch.tensor(eval(proc.stdout.strip().splitlines()[-1]))
+    m = hub.from_pretrained(tiny_run)
+    torch.testing.assert_close(m.extract_features(m.encode("The river flows."))[0, :, :4].flatten(),
+                               theirs, rtol=1e-5, atol=1e-5)
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+def test_bad_input_is_one_line(tiny_run, hf_model, tmp_path):
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    (bert / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    no_tokenizer = tmp_path / "no-tokenizer"
+    shutil.copytree(hf_model["mlm"], no_tokenizer)
+    (no_tokenizer / "merges.txt").unlink()
+    other_vocab = tmp_path / "other-vocab"
+    shutil.copytree(tiny_run, other_vocab, ignore=shutil.ignore_patterns("checkpoint_*_*.pt", "tb"))
+    (other_vocab / "dict.txt").write_text("".join(f"{i} 1\n" for i in range(100)))
+    wiki = tmp_path / "wiki-mini"
+    wiki.mkdir()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    cases = [
+        (["from-hf", bert, tmp_path / "a"], ["'bert' model, not a RoBERTa"]),
+        (["from-hf", no_tokenizer, tmp_path / "b"], ["no merges.txt", "tokenizer"]),
+        (["to-hf", other_vocab, tmp_path / "c"], ["dict.txt has 100 symbols", "50265"]),
+        (["to-hf", tiny_run, existing], ["already exists", "--force"]),
+        (["to-hf", tiny_run, existing, "--force"], ["not a model directory"]),
+    ]
+    for args, words in cases:
+        assert_user_error(run_cli("roberta-convert", *args, check=False), "roberta-convert", *words)
+    assert (existing / "notes.txt").read_text() == "mine"  # nothing of the user's was deleted
+    with pytest.raises(UserError, match="heads"):  # a head transformers' classes do not have
+        state = checkpoints.load(tiny_run / "checkpoint_best.pt")
+        state["model"]["classification_heads.mine.dense.weight"] = torch.zeros(2, 2)
+        (tmp_path / "headed").mkdir()
+        for name in ("dict.txt", "encoder.json", "vocab.bpe", "manifest.json"):
+            shutil.copyfile(tiny_run / name, tmp_path / "headed" / name)
+        torch.save(state, tmp_path / "headed" / "checkpoint_best.pt")
+        hf.to_hf(tmp_path / "headed", tmp_path / "d")
+    assert not (tmp_path / "d").exists()
