@@ -23,6 +23,7 @@ from typing import List, Optional
 from roberta_cli.errors import UserError
 
 BEST = "checkpoint_best.pt"  # what a run directory is loaded by: roberta-train/-finetune's best
+LAST = "checkpoint_last.pt"  # what a run resumes from
 RELEASED = "model.pt"  # the name in fairseq's released model archives (roberta.base, ...)
 MANIFEST = "manifest.json"  # what roberta-preprocess made the data with
 TASK_MANIFEST = "task_manifest.json"  # a fine-tuned model's: the manifest of its task's data
@@ -95,12 +96,81 @@ def read(path, flag="--restore-file") -> dict:
     except Exception as e:  # noqa: BLE001 (any failure means: not a usable checkpoint)
         unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
         if unsafe:
-            raise UserError(f"{flag} {path} holds a {unsafe.group(1)}, which is refused: it "
+            raise UnsafeCheckpoint(f"{flag} {path} holds a {unsafe.group(1)}, which is refused: it "
                             "would run code on load; save the checkpoint again without it "
                             "(its model and cfg are what is needed)") from None
         raise UserError(f"{flag} {path} is not a fairseq checkpoint "
                         f"({type(e).__name__}); give a checkpoint_*.pt file") from None
     return state
+
+
+def save_atomic(obj, path):
+    """torch.save ``obj`` so that ``path`` always holds a whole checkpoint: written to a temporary
+    file beside it, flushed and fsynced, then renamed over it (and the directory fsynced). A
+    failure (a kill, a full disk) leaves the previous file and no temporary one."""
+    import torch
+
+    tmp = _temporary(path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _fsync_dir(path)
+
+
+def link_atomic(src, dst):
+    """``dst`` becomes ``src``'s file (a hard link; a copy where links are not supported), in one
+    rename: it holds the old checkpoint or the new one, never a part."""
+    import shutil
+
+    tmp = _temporary(dst)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _fsync_dir(dst)
+
+
+def _temporary(path):
+    head, name = os.path.split(os.fspath(path))
+    return os.path.join(head, f".{name}.tmp-{os.getpid()}")
+
+
+def remove_temporaries(run_dir):
+    """The temporary files of saves that never finished (their run was killed); call it only
+    while holding the run directory."""
+    for name in os.listdir(run_dir):
+        if re.fullmatch(r"\.checkpoint.*\.pt\.tmp-\d+", name):
+            _remove_quietly(os.path.join(run_dir, name))
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _fsync_dir(path):
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync a directory
+        pass
+    finally:
+        os.close(fd)
 
 
 def find(model_dir, flag="--model"):
@@ -111,6 +181,34 @@ def find(model_dir, flag="--model"):
             return os.path.join(model_dir, name)
     raise UserError(f"{flag} {model_dir} has no {BEST} (nor {RELEASED}); pass a roberta-train "
                     "run directory, a fairseq model directory, or a checkpoint .pt file")
+
+
+class UnsafeCheckpoint(UserError):
+    """A checkpoint that holds a type outside the allow-list: never loaded."""
+
+
+def updates(state) -> int:
+    """The update count a checkpoint was saved at."""
+    history = state.get("optimizer_history") or [{}]
+    return int(history[-1].get("num_updates", 0))
+
+
+def newest_whole(run_dir, exclude=()):
+    """(path, state) of the run directory's checkpoint with the most updates among those that
+    load, or None."""
+    found = []
+    for name in sorted(os.listdir(run_dir)):
+        path = os.path.join(run_dir, name)
+        if not re.fullmatch(r"checkpoint.*\.pt", name) or path in exclude:
+            continue
+        try:
+            state = read(path)
+        except UnsafeCheckpoint:
+            raise
+        except UserError:
+            continue
+        found.append((updates(state), path, state))
+    return max(found, key=lambda f: f[0])[1:] if found else None
 
 
 @dataclass

@@ -222,6 +222,38 @@ def _patch_background_consumer():
     return stop_prefetch_threads
 
 
+# --- 6. Checkpoints whole at every instant --------------------------------------------------------
+# fairseq 0.12.2 writes checkpoint_E_U.pt to a temporary name and renames it (but does not fsync
+# it), then makes checkpoint_best.pt and checkpoint_last.pt with a plain copy: a kill or a full
+# disk during that copy leaves a truncated file under a name the next run (and the hub) loads.
+# Every checkpoint is now written to a temporary file in the same directory, flushed, fsynced and
+# renamed (a failed write removes its temporary file and leaves the previous checkpoint); the
+# other names are hard links made under a temporary name and renamed over the old ones (a copy
+# where the file system has no hard links). Test: tests/test_checkpoints.py::test_kills_*.
+def _patch_checkpoint_saving():
+    from fairseq import checkpoint_utils
+
+    def torch_persistent_save(obj, filename, async_write=False):
+        if async_write or "://" in str(filename):  # remote storage: fairseq's own way
+            return original_save(obj, filename, async_write)
+        checkpoints.save_atomic(obj, filename)
+
+    class _AtomicCopies:
+        def __getattr__(self, name):
+            return getattr(path_manager, name)
+
+        @staticmethod
+        def copy(src, dst, overwrite=False):
+            if "://" in str(dst):
+                return path_manager.copy(src, dst, overwrite)
+            checkpoints.link_atomic(src, dst)
+            return True
+
+    original_save, path_manager = checkpoint_utils.torch_persistent_save, checkpoint_utils.PathManager
+    checkpoint_utils.torch_persistent_save = torch_persistent_save
+    checkpoint_utils.PathManager = _AtomicCopies()
+
+
 def _patch_loaded_fairseq():
     """The patches that need fairseq imported, once."""
     if "fairseq" in _applied:
@@ -232,6 +264,7 @@ def _patch_loaded_fairseq():
     _patch_gpt2_bpe()
     global stop_prefetch_threads
     stop_prefetch_threads = _patch_background_consumer()
+    _patch_checkpoint_saving()
 
 
 class _ImportHook(importlib.abc.MetaPathFinder):

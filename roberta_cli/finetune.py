@@ -34,6 +34,7 @@ import torch
 
 from roberta_cli import checkpoints, compat, hub as hub_lib, launch, metrics, presets, qa
 from roberta_cli.criterions.squad import HEAD as SPAN_HEAD
+from roberta_cli.data.binarize import check_dataset
 from roberta_cli.data.bpe import copy_model_files
 from roberta_cli.data.tasks import load_task_manifest, rows_of
 from roberta_cli.errors import UserError
@@ -254,6 +255,7 @@ def data_manifest(data_dir) -> dict:
             if not os.path.isfile(path):
                 raise UserError(f"{data_dir} lacks input0/{split}{ext}; run roberta-preprocess "
                                 "again (an interrupted run leaves a split half-written)")
+        check_dataset(os.path.join(data_dir, "input0", split))
     metric = manifest.get("metric", "accuracy")
     if metric not in KINDS[kind].metrics or (
             kind == "classification" and metric in ("f1", "mcc") and manifest.get("num_classes") != 2):

@@ -12,27 +12,29 @@ What a run prints is for a person: the caller's plan, then one progress line per
 rest of what fairseq logs (its whole config, the model, every INFO line) goes to
 ``RUN_DIR/train.log``, and every interval's numbers to ``RUN_DIR/train_log.jsonl``.
 
-Under torchrun or SLURM every process runs the same command; only rank 0 prints and logs.
+Under torchrun or SLURM every process runs the same command; only rank 0 prints and logs, and
+holds the run directory's lock (one run per directory).
+
+torch and fairseq are imported when a run needs them, so that a command refuses bad input and
+a locked directory at once; the compat hook then registers the rcli_* names with fairseq.
 """
 import contextlib
+import errno
+import fcntl
 import logging
 import os
+import shutil
 import sys
 import time
 
-import torch
-
-from roberta_cli import compat, tasks, train_log  # noqa: F401 (tasks: registers rcli_* names)
+from roberta_cli import checkpoints, compat, train_log
 from roberta_cli.errors import UserError
 
-compat.apply()  # before fairseq is imported
-
-import fairseq_cli.train as fairseq_train  # noqa: E402
-from fairseq import checkpoint_utils, distributed_utils, options  # noqa: E402
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
-from fairseq.logging import progress_bar  # noqa: E402
+compat.apply(plugin="roberta_cli.tasks")  # fairseq, once imported, knows the rcli_* names
 
 LOG_FILE = "train.log"  # fairseq's own log of a run, in its run directory
+LOCK_FILE = ".lock"  # locked by the run using the directory; the OS frees it at exit
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 TRAIN_LOG = "train_log.jsonl"
 # fairseq INFO lines a person wants on the console; the rest go to train.log only
 CONSOLE_INFO = ("Loaded checkpoint", "Saved checkpoint", "done training")
@@ -44,6 +46,8 @@ VALID_KEYS = {"loss": ".3f", "ppl": ".1f", "accuracy": ".2f", "nsp_accuracy": ".
 # --- devices, precision, batch ---------------------------------------------------------------
 def resolve_device(device):
     """auto -> cuda when a GPU is visible, else cpu; a UserError for cuda without a GPU."""
+    import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -57,6 +61,8 @@ def count_devices(device):
         if os.environ.get(var):
             return int(os.environ[var])
     if device == "cuda":
+        import torch
+
         return max(1, torch.cuda.device_count())
     return 1
 
@@ -77,6 +83,8 @@ def precision_flags(precision, device):
     """(precision, fairseq flags). bf16 is torch.autocast around each step with fp32 weights and
     optimizer (the tasks' --autocast-bf16), on CPU and GPU alike: fairseq 0.12.2's --bf16 sets
     --tpu (options.py), so on a GPU it would train on an XLA device that is not there."""
+    import torch
+
     if precision == "auto":
         if device == "cuda":
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -89,9 +97,8 @@ def precision_flags(precision, device):
 
 def is_main_process():
     """Rank 0 of a torchrun/SLURM job (or the only process): it writes run files and evaluates."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
+    dist = sys.modules.get("torch.distributed")  # not imported: no process group yet
+    if dist is not None and dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0))) == 0
 
@@ -122,22 +129,85 @@ def run_argv(save_dir, seed, log_interval, device, valid_interval=0) -> list:
     return argv
 
 
+# --- the run directory ------------------------------------------------------------------------------
+def check_writable(run_dir):
+    """Create ``run_dir`` and write to it; a UserError naming the directory otherwise (under a
+    file, no permission, a read-only or full file system), before any training starts."""
+    probe = os.path.join(run_dir, f".write-test-{os.getpid()}")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise UserError(f"cannot write to {run_dir} ({e.strerror or e}); choose a save "
+                        "directory on a writable file system with free space") from None
+    finally:
+        if os.path.exists(probe):
+            os.remove(probe)
+
+
+@contextlib.contextmanager
+def run_dir_lock(run_dir):
+    """The block holds ``run_dir`` for this run: rank 0 takes an exclusive OS lock on
+    run_dir/.lock, so a second run on the same directory is refused at once by name and pid,
+    and the lock goes with the process, however it ends (kill -9 included)."""
+    if not is_main_process():
+        yield
+        return
+    check_writable(run_dir)
+    fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # a POSIX record lock: this process's alone, not inherited by its data-loader workers
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EAGAIN):
+            raise
+        owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise UserError(f"{run_dir} is in use by another run (pid {owner}); wait for it to "
+                        "end, or choose another save directory") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    checkpoints.remove_temporaries(run_dir)  # a killed run's half-written saves: ours now
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 # --- the run ----------------------------------------------------------------------------------------
 def train(argv, run_dir, *, prog, total_updates=None):
     """fairseq-train ``argv`` in this process (also under torchrun/SLURM), reporting to the
     console and to ``run_dir`` as the module docstring says. Several runs may follow each other
-    in one process: fairseq's state from the previous one is reset first."""
+    in one process: fairseq's state from the previous one is reset first. A full disk is one
+    UserError naming the directory and its free space; the checkpoints saved before stay whole."""
+    import fairseq_cli.train as fairseq_train
+    from fairseq import distributed_utils, options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
     os.makedirs(run_dir, exist_ok=True)
     _reset_fairseq_state()
     args = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
     progress = Progress(os.path.join(run_dir, TRAIN_LOG), prog, total_updates)
-    with _run_logging(os.path.join(run_dir, LOG_FILE), prog), _progress_bars(progress):
-        distributed_utils.call_main(convert_namespace_to_omegaconf(args), fairseq_train.main)
+    try:
+        with _run_logging(os.path.join(run_dir, LOG_FILE), prog), _progress_bars(progress):
+            distributed_utils.call_main(convert_namespace_to_omegaconf(args), fairseq_train.main)
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        free = shutil.disk_usage(run_dir).free / 2**20
+        raise UserError(f"no space left to write to {run_dir} ({free:,.0f} MB free); the "
+                        "checkpoints saved before are whole: free some space and run the same "
+                        "command again to resume") from None
 
 
 def _reset_fairseq_state():
     """fairseq keeps the best validation score so far on its functions (for checkpoint_best.pt
     and --patience); a second run in this process must not compare against the first's."""
+    import fairseq_cli.train as fairseq_train
+    from fairseq import checkpoint_utils
+
     for fn, attrs in ((checkpoint_utils.save_checkpoint, ("best",)),
                       (fairseq_train.should_stop_early, ("best", "num_runs"))):
         for attr in attrs:
@@ -180,6 +250,8 @@ def _for_console(record):
 @contextlib.contextmanager
 def _progress_bars(progress):
     """Every progress bar fairseq makes during the run reports to ``progress`` too."""
+    from fairseq.logging import progress_bar
+
     make_bar = progress_bar.progress_bar
 
     def wrapped(*args, **kwargs):
@@ -192,9 +264,14 @@ def _progress_bars(progress):
         progress_bar.progress_bar = make_bar
 
 
-class _Bar(progress_bar.BaseProgressBar):
+class _Bar:
+    """A fairseq progress bar that also reports its numbers to a Progress."""
+
     def __init__(self, wrapped_bar, progress):
         self.wrapped_bar, self.progress = wrapped_bar, progress
+
+    def __getattr__(self, name):  # the rest of fairseq's BaseProgressBar
+        return getattr(self.wrapped_bar, name)
 
     def __iter__(self):
         return iter(self.wrapped_bar)

@@ -21,7 +21,8 @@ from typing import List, Optional
 
 from roberta_cli import checkpoints, launch, presets
 from roberta_cli.data import bpe
-from roberta_cli.data.pairs import require_documents
+from roberta_cli.data.binarize import check_dataset
+from roberta_cli.data.corpus import require_documents
 from roberta_cli.errors import UserError
 
 RUN_SETTINGS = "roberta_train.json"
@@ -56,6 +57,7 @@ class Run:
     arch_flags: List[str] = field(default_factory=list)  # init_from's dimensions
     compile: bool = False
     distributed_port: int = -1
+    note: Optional[str] = None  # what a person should know about where the run starts
 
     @property
     def total_batch(self):
@@ -110,9 +112,14 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
         raise UserError(f"--static-copies {static_copies} must be at least 1")
     if restore_file:
         check_restore_file(restore_file, vocab_size)
+    save_dir = save_dir or default_save_dir(data)
+    resume, note = None, None
+    if not restore_file:  # fairseq resumes from checkpoint_last.pt: the same checks first
+        resume, note = check_resume(save_dir, vocab_size)
+        restore_file = resume
     arch_flags, max_positions = [], None
     if init_from:
-        if restore_file or size or arch:
+        if (restore_file and not resume) or size or arch:
             given = "--restore-file" if restore_file else "--size" if size else "--arch"
             raise UserError(f"--init-from takes the model's architecture and weights; drop {given}")
         init_from, info = check_init_from(init_from, vocab_size)
@@ -129,7 +136,7 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
     schedule = presets.lr_for_batch(batch_size * devices * freq, size)
     if warmup_updates is None:
         warmup_updates = min(schedule["warmup"], max(1, max_update // 10))
-    return Run(data=data, save_dir=save_dir or default_save_dir(data),
+    run = Run(data=data, save_dir=save_dir,
                arch=resolve_arch(size or "tiny", arch), device=device, devices=devices,
                precision=precision, batch_size=batch_size, update_freq=freq,
                tokens_per_sample=tokens_per_sample, input_format=input_format,
@@ -137,8 +144,11 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
                max_update=max_update, lr=schedule["lr"] if lr is None else lr,
                warmup_updates=warmup_updates, seed=seed, log_interval=log_interval,
                valid_interval=valid_interval, vocab_size=vocab_size, restore_file=restore_file,
-               init_from=init_from, arch_flags=arch_flags, compile=compile,
-               distributed_port=distributed_port)
+               init_from=None if resume else init_from, arch_flags=arch_flags, compile=compile,
+               distributed_port=distributed_port, note=note)
+    if resume is not None or os.path.isfile(os.path.join(save_dir, checkpoints.LAST)):
+        check_same_model(resume or os.path.join(save_dir, checkpoints.LAST), run)
+    return run
 
 
 def train(run: Run, extra=(), prog="roberta-train"):
@@ -169,6 +179,7 @@ def check_data_bin(path):
             if not os.path.isfile(os.path.join(path, split + ext)):
                 raise UserError(f"{path} has no {split}{ext}; re-run roberta-preprocess "
                                 "(an interrupted run leaves a split half-written)")
+        check_dataset(os.path.join(path, split))
     return dict_txt
 
 
@@ -185,6 +196,41 @@ def check_input_format(data, input_format):
     if fmt["sentences"] and manifest.get("lines") != "sentences":
         raise UserError(f"input format {input_format} needs one sentence per line, but {data} "
                         "has a paragraph per line; re-run roberta-preprocess with --split-sentences")
+
+
+def check_resume(save_dir, vocab_size):
+    """Before fairseq resumes from save_dir/checkpoint_last.pt: (None, None) when it is whole
+    (or absent), else (the newest whole checkpoint there, a note saying so); a UserError when
+    none is whole, one is unsafe, or the vocabulary is not the data's."""
+    last = os.path.join(save_dir, checkpoints.LAST)
+    if not os.path.isfile(last):
+        return None, None
+    resume, note = None, None
+    try:
+        state = checkpoints.read(last, "resuming from")
+    except checkpoints.UnsafeCheckpoint:
+        raise
+    except UserError:
+        found = checkpoints.newest_whole(save_dir, exclude=(last,))
+        if found is None:
+            raise UserError(f"{last} does not load and {save_dir} holds no other whole "
+                            "checkpoint; move the directory away to start over") from None
+        resume, state = found
+        note = (f"{last} does not load (a damaged file); resuming from "
+                f"{os.path.basename(resume)} (update {checkpoints.updates(state)})")
+    rows = checkpoints.model_info(state).vocab_size
+    if rows is not None and rows != vocab_size:
+        raise UserError(f"{save_dir} holds a run with a vocabulary of {rows} but the data has "
+                        f"{vocab_size}; choose another --save-dir for this data")
+    return resume, note
+
+
+def check_same_model(path, run: "Run"):
+    """The checkpoint a run resumes from must be of the run's model (size, dimensions)."""
+    info = checkpoints.model_info(checkpoints.read(path, "resuming from"))
+    if info.arch != run.arch or (run.arch_flags and info.arch_flags != run.arch_flags):
+        raise UserError(f"{path} is a {info.arch} model but this run is {run.arch}; pass the "
+                        "size it was trained with, or choose another --save-dir")
 
 
 def check_restore_file(path, vocab_size):

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, run_cli
 
 BENCH = REPO / "benchmarks"
-SCRIPTS = ("train", "preprocess", "inference", "scaling")
+SCRIPTS = ("train", "preprocess", "inference", "scaling", "checkpoint_save")
 
 pytestmark = pytest.mark.e2e  # every test here runs the commands
 
@@ -105,3 +105,13 @@ def test_inference_small(shared_data, tmp_path):
         assert row["sentences"] == 16
         positive(row, "seconds", "sentences_per_s", "median_sentences_per_s")
         assert len(row["repeat_seconds"]) == 2
+
+
+def test_checkpoint_save_tiny(shared_data, tmp_path):
+    result = run_ok("checkpoint_save", tmp_path / "save.json", "--sizes", "tiny", "--repeats", "1",
+                    shared_data=shared_data)
+    rows = {row["peer"]: row for row in result["rows"]}
+    assert rows.keys() == {"fairseq", "roberta-cli"}
+    for row in rows.values():
+        positive(row, "checkpoint_mb", "save_s", "load_s")
+    assert rows["fairseq"]["checkpoint_mb"] == rows["roberta-cli"]["checkpoint_mb"]  # same file

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from fairseq.data import Dictionary, data_utils
 
-from roberta_cli.data import pairs
+from roberta_cli.data import corpus, pairs
 from roberta_cli.errors import UserError
 
 
@@ -22,7 +22,7 @@ def test_document_ranges_and_the_missing_boundaries_error():
     starts, ends = pairs.document_ranges([3, 4, 1, 5, 1, 1, 2])
     assert starts.tolist() == [0, 3, 6] and ends.tolist() == [2, 4, 7]
     with pytest.raises(UserError, match="needs document boundaries.*1 document"):
-        pairs.require_documents(1, "segment-pair", "data-bin/x (train)")
+        corpus.require_documents(1, "segment-pair", "data-bin/x (train)")
 
 
 def test_fit_lengths_cuts_the_longer_segment_first():

@@ -161,18 +161,33 @@ def test_learned_bpe_data_dir(kind, fairseq_name, files, books_dir, shared_data,
     assert ours.decode(ours.encode(line)) == line
 
 
-def test_force_replaces_and_refuses_without_it(books_dir, shared_data, tmp_path):
+def test_force_replaces_only_its_own_output(books_dir, shared_data, tmp_path):
+    """--force replaces a directory roberta-preprocess wrote, never one it did not (nor a file,
+    nor the current directory); staging directories of killed runs go with the next run."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old", encoding="utf-8")
     book = books_dir / BOOKS[0]
-    args = [book, "--valid", books_dir / BOOKS[1], "--destdir", out, "--quiet", *gpt2_args(shared_data)]
-    proc = run_cli(PROG, "text", *args, check=False)
+    args = [book, "--valid", books_dir / BOOKS[1], "--quiet", *gpt2_args(shared_data)]
+    proc = run_cli(PROG, "text", *args, "--destdir", out, check=False)
     assert proc.returncode == 2 and "already exists and is not empty; pass --force" in proc.stderr
+    proc = run_cli(PROG, "text", *args, "--destdir", out, "--force", check=False)
+    assert proc.returncode == 2 and "was not written by roberta-preprocess" in proc.stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    run_cli(PROG, "text", *args, "--force")
-    assert sorted(p.name for p in out.iterdir()) == sorted(DATASET_FILES + ["encoder.json", "vocab.bpe"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    (tmp_path / "a-file").write_text("mine")
+    proc = run_cli(PROG, "text", *args, "--destdir", tmp_path / "a-file", "--force", check=False)
+    assert proc.returncode == 2 and "is not a directory" in proc.stderr
+    assert (tmp_path / "a-file").read_text() == "mine"
+    ours = tmp_path / "ours"
+    stale = tmp_path / ".ours.partial-999999999-0abc"  # a killed run's (no such process)
+    stale.mkdir()
+    (stale / "train.bin").write_bytes(b"x")
+    run_cli(PROG, "text", *args, "--destdir", ours)
+    first = (ours / "train.bin").read_bytes()
+    run_cli(PROG, "text", *args, "--destdir", ours, "--force")
+    assert sorted(p.name for p in ours.iterdir()) == sorted(DATASET_FILES + ["encoder.json", "vocab.bpe"])
+    assert (ours / "train.bin").read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "ours", "out"]
 
 
 def test_bad_inputs_are_one_line_errors(books_dir, shared_data, tmp_path):

@@ -395,10 +395,15 @@ def test_existing_output_needs_force(model, shared_data, tmp_path, capsys):
     args = ["glue", "--task", "SST-2", "--glue-dir", shared_data / "glue", "--bpe-from", model,
             "--destdir", dest, "--limit", 8, "--workers", 1]
     assert_one_line_error(preprocess_here(capsys, *args), "already exists", "--force")
-    assert [p.name for p in dest.iterdir()] == ["keep.txt"]
-    code, _, err = preprocess_here(capsys, *args, "--force")
+    assert_one_line_error(preprocess_here(capsys, *args, "--force"), "not written by roberta-preprocess")
+    assert [p.name for p in dest.iterdir()] == ["keep.txt"]  # not ours: never deleted
+    (dest / "keep.txt").unlink()
+    code, _, err = preprocess_here(capsys, *args)
     assert code == 0, err
-    assert not (dest / "keep.txt").exists() and manifest_of(dest)["splits"]["train"]["rows"] == 8
+    args[args.index("--limit") + 1] = 6
+    code, _, err = preprocess_here(capsys, *args, "--force")  # ours: replaced
+    assert code == 0, err
+    assert manifest_of(dest)["splits"]["train"]["rows"] == 6
     assert [p.name for p in tmp_path.iterdir()] == ["SST-2"]
 
 

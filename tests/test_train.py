@@ -45,6 +45,8 @@ def test_checkpoint_of_another_vocabulary_is_refused(tiny_run, tmp_path):
     torch.save(state, tmp_path / "small_vocab.pt")
     with pytest.raises(UserError, match="vocabulary of 1000"):
         pretrain.check_restore_file(str(tmp_path / "small_vocab.pt"), 50265)
+    with pytest.raises(UserError, match="vocabulary of 1000 but the data has 50265; .*--bpe-from"):
+        pretrain.check_init_from(str(tmp_path / "small_vocab.pt"), 50265)
 
 
 def test_pretraining_lowers_validation_loss(tiny_run):

@@ -9,7 +9,8 @@ import sys
 
 from roberta_cli import allocator, finetune, launch, presets
 from roberta_cli.cli.common import (Parser, UserError, add_device_arguments, int_list,
-                                    positive_int, run_main, split_passthrough)
+                                    non_negative_int, positive_float, positive_int, run_main,
+                                    split_passthrough)
 
 PROG = "roberta-finetune"
 
@@ -62,7 +63,7 @@ def build_parser():
                    help="the task directory from roberta-preprocess glue|custom|race|squad")
     p.add_argument("--save-dir", help="default: checkpoints/finetune/<data directory name>")
     p.add_argument("--seeds", type=int_list, default=[1], help="comma-separated, e.g. 1,2,3")
-    p.add_argument("--lr", type=float, help="peak LR (default: the task's preset)")
+    p.add_argument("--lr", type=positive_float, help="peak LR (default: the task's preset)")
     p.add_argument("--batch-size", type=positive_int,
                    help="sequences per update (default: the task's preset)")
     p.add_argument("--device-batch-size", type=positive_int,
@@ -79,7 +80,7 @@ def build_parser():
                         "the pretrained-vs-random comparison)")
     p.add_argument("--log-interval", type=positive_int,
                    help="updates between log lines (default: 5%% of the run)")
-    p.add_argument("--valid-interval", type=int, default=0,
+    p.add_argument("--valid-interval", type=non_negative_int, default=0,
                    help="validate every N updates (0: at each epoch's end)")
     return top
 
@@ -142,6 +143,11 @@ def run(o, passthrough):
           f"seeds {','.join(map(str, o.seeds))}", file=sys.stderr, flush=True)
 
     allocator.keep_freed_memory()  # this process is the trainer: reuse freed pages
+    with launch.run_dir_lock(o.save_dir):
+        train_seeds(o, passthrough, task, manifest, model, settings, device, flags)
+
+
+def train_seeds(o, passthrough, task, manifest, model, settings, device, flags):
     per_seed = {}
     for seed in o.seeds:
         seed_dir = os.path.join(o.save_dir, f"seed{seed}")

@@ -8,10 +8,10 @@ parses flags and prints; the work is in roberta_cli.pretrain and roberta_cli.lau
 import os
 import sys
 
-from roberta_cli import allocator, presets, pretrain
+from roberta_cli import allocator, launch, presets, pretrain
 from roberta_cli.cli import experiments
-from roberta_cli.cli.common import (Parser, add_device_arguments, positive_int, run_main,
-                                    split_passthrough)
+from roberta_cli.cli.common import (Parser, add_device_arguments, non_negative_int,
+                                    positive_float, positive_int, run_main, split_passthrough)
 
 PROG = "roberta-train"
 COMMANDS = ("train", "ablation", "report")  # `roberta-train DATA ...` means `... train DATA ...`
@@ -72,10 +72,11 @@ def add_train_parser(commands):
     p.add_argument("--masking", default="dynamic", choices=["dynamic", "static"],
                    help="dynamic: a new mask each epoch; static: BERT's, the data copied "
                         "--static-copies times, each copy masked once")
-    p.add_argument("--static-copies", type=int, default=presets.STATIC_COPIES)
+    p.add_argument("--static-copies", type=positive_int, default=presets.STATIC_COPIES)
     p.add_argument("--max-update", type=positive_int, default=500000, help="updates in all")
-    p.add_argument("--lr", type=float, help="peak LR (default: by total batch size, Table 3)")
-    p.add_argument("--warmup-updates", type=int,
+    p.add_argument("--lr", type=positive_float,
+                   help="peak LR (default: by total batch size, Table 3)")
+    p.add_argument("--warmup-updates", type=non_negative_int,
                    help="default: by total batch size, at most 10%% of --max-update")
     add_device_arguments(p)
     p.add_argument("--compile", action="store_true",
@@ -92,16 +93,18 @@ def add_train_parser(commands):
                    help="port for SLURM's rendezvous (srun); torchrun needs none")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--log-interval", type=positive_int, default=10, help="updates between log lines")
-    p.add_argument("--valid-interval", type=int, default=0,
+    p.add_argument("--valid-interval", type=non_negative_int, default=0,
                    help="validate and save every N updates (0: at each epoch's end)")
 
 
 def run(o, passthrough):
-    options = {k: v for k, v in vars(o).items() if k not in ("command", "run", "data")}
-    plan = pretrain.plan(o.data, **options)
-    print_plan(plan)
-    allocator.keep_freed_memory()  # this process is the trainer: reuse freed pages
-    pretrain.train(plan, passthrough, prog=PROG)
+    options = {k: v for k, v in vars(o).items() if k not in ("command", "run", "data", "save_dir")}
+    save_dir = o.save_dir or pretrain.default_save_dir(o.data)
+    with launch.run_dir_lock(save_dir):  # before anything reads or writes it
+        plan = pretrain.plan(o.data, save_dir=save_dir, **options)
+        print_plan(plan)
+        allocator.keep_freed_memory()  # this process is the trainer: reuse freed pages
+        pretrain.train(plan, passthrough, prog=PROG)
 
 
 def print_plan(run: pretrain.Run):
@@ -121,7 +124,7 @@ def print_plan(run: pretrain.Run):
              + (f"resumes from {run.restore_file}" if run.restore_file else
                 "resumes from its checkpoint_last.pt when there is one"
                 + (f", else starts from the weights of {run.init_from}" if run.init_from else ""))]
-    for line in lines:
+    for line in lines + ([run.note] if run.note else []):
         print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 

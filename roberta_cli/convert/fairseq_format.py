@@ -7,10 +7,7 @@ roberta-cli checkpoint that way; ``write_checkpoint`` is also how Hugging Face m
     RobertaModel.from_pretrained("exported/books", "checkpoint_best.pt", bpe="gpt2")
 """
 import argparse
-import os
 from pathlib import Path
-
-import torch
 
 from roberta_cli import checkpoints, compat
 from roberta_cli.data.binarize import staged_output
@@ -42,15 +39,13 @@ def fairseq_config(argv) -> dict:
 
 
 def write_checkpoint(path, cfg: dict, model_state: dict, criterion="MaskedLmLoss"):
-    """A checkpoint as fairseq-train writes one without optimizer state (update 0), written to
-    a temporary name and renamed, so ``path`` is always whole."""
+    """A checkpoint as fairseq-train writes one without optimizer state (update 0), whole at
+    every instant (checkpoints.save_atomic)."""
     state = {"args": None, "cfg": cfg, "model": model_state, "criterion": None,
              "optimizer_history": [{"criterion_name": criterion, "optimizer_name": "FairseqAdam",
                                     "lr_scheduler_state": {"best": None}, "num_updates": 0}],
              "task_state": {}, "extra_state": {"metrics": {}, "previous_training_time": 0}}
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    checkpoints.save_atomic(state, path)
 
 
 MODEL_MARKERS = ("config.json", CHECKPOINT)  # a directory holding one was written by roberta-convert

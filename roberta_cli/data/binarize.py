@@ -39,9 +39,11 @@ import contextlib
 import importlib
 import multiprocessing
 import os
+import re
 import secrets
 import shutil
 import signal
+import struct
 import threading
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
@@ -253,6 +255,42 @@ class DatasetWriter:
             writer.write(self.sizes)
 
 
+INDEX_MAGIC = b"MMIDIDX\x00\x00"  # fairseq's mmap .idx: magic, version <Q, dtype code <B, items <Q,
+INDEX_HEADER = 26  # then int32 sizes and int64 pointers (byte offsets into .bin), one per item
+ITEM_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 8, 7: 8, 8: 2, 9: 4, 10: 8}  # dtype code -> bytes
+
+
+def check_dataset(prefix) -> int:
+    """The number of items of the fairseq mmap dataset ``prefix``.bin/.idx, after checking, in
+    constant time, that the index is whole and the data file as long as the index says; a
+    UserError naming the damaged file otherwise."""
+    idx, bin_ = f"{prefix}.idx", f"{prefix}.bin"
+    fix = "run roberta-preprocess again (a copy or a run stopped midway cuts files short)"
+    try:
+        with open(idx, "rb") as f:
+            header = f.read(INDEX_HEADER)
+            if len(header) < INDEX_HEADER or header[:9] != INDEX_MAGIC \
+                    or header[17] not in ITEM_SIZES:
+                raise UserError(f"{idx} is not a fairseq index; {fix}")
+            items = struct.unpack("<Q", header[18:26])[0]
+            if os.fstat(f.fileno()).st_size != INDEX_HEADER + 12 * items:
+                raise UserError(f"{idx} is truncated or damaged (its header lists {items:,} "
+                                f"items); {fix}")
+            expected = 0
+            if items:
+                f.seek(INDEX_HEADER + 4 * (items - 1))
+                last_size = struct.unpack("<i", f.read(4))[0]
+                f.seek(INDEX_HEADER + 4 * items + 8 * (items - 1))
+                last_pointer = struct.unpack("<q", f.read(8))[0]
+                expected = last_pointer + last_size * ITEM_SIZES[header[17]]
+    except OSError as e:
+        raise UserError(f"cannot read {idx} ({e.strerror}); {fix}") from None
+    if not os.path.isfile(bin_) or os.path.getsize(bin_) != expected:
+        have = os.path.getsize(bin_) if os.path.isfile(bin_) else 0
+        raise UserError(f"{bin_} has {have:,} bytes where its index says {expected:,}; {fix}")
+    return items
+
+
 def with_eos(indices: np.ndarray, sizes: np.ndarray, eos: int):
     """Rows back to back -> the same rows with ``eos`` appended to each; (ids, new sizes)."""
     out_sizes = sizes.astype(np.int64) + 1
@@ -287,12 +325,25 @@ def binarize_ids(ids_path, sizes: np.ndarray, table: np.ndarray, dictionary,
 
 # --- the whole job --------------------------------------------------------------------------------
 def check_destdir(destdir, force: bool = False):
-    """Refuse to replace an existing non-empty ``destdir`` unless ``force``."""
+    """Refuse to replace an existing non-empty ``destdir`` unless ``force``, and even then
+    anything but a directory roberta-preprocess wrote (it holds manifest.json): never a file,
+    another directory, the current directory or one of its parents."""
     destdir = Path(destdir)
-    if destdir.is_file() or (destdir.is_dir() and any(destdir.iterdir())):
+    if destdir.is_file() or destdir.is_symlink() or (destdir.is_dir() and any(destdir.iterdir())):
         if not force:
             raise UserError(f"{destdir} already exists and is not empty; pass --force to "
                             "replace it, or choose another --name/--destdir")
+        here = Path.cwd().resolve()
+        if not destdir.is_dir() or destdir.is_symlink():
+            raise UserError(f"{destdir} is not a directory; --force replaces only a directory "
+                            "roberta-preprocess wrote: choose another --name/--destdir")
+        if destdir.resolve() in (here, *here.parents):
+            raise UserError(f"{destdir} is the current directory or one of its parents; "
+                            "choose another --destdir")
+        if not (destdir / data_manifest.NAME).is_file():
+            raise UserError(f"{destdir} was not written by roberta-preprocess (no "
+                            f"{data_manifest.NAME}); --force replaces only its own output: "
+                            "choose another --name/--destdir")
 
 
 def plan_splits(inputs, valid=None, test=None, valid_fraction=0.0, test_fraction=0.0, seed=1,
@@ -464,6 +515,7 @@ def staged_output(destdir: Path):
     """Yield a hidden staging directory next to ``destdir``; rename it to ``destdir`` when the
     block finishes, delete it when the block fails, so a ``destdir`` that exists is complete."""
     destdir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_siblings(destdir)
     staging = _sibling(destdir, "partial")
     try:
         yield staging
@@ -471,6 +523,25 @@ def staged_output(destdir: Path):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _remove_stale_siblings(destdir: Path):
+    """Staging directories that runs killed before they could clean up left beside
+    ``destdir`` (their process is gone)."""
+    for path in destdir.parent.glob(f".{destdir.name}.*-*-*"):
+        match = re.fullmatch(rf"\.{re.escape(destdir.name)}\.(partial|old)-(\d+)-[0-9a-f]+", path.name)
+        if match and path.is_dir() and not _alive(int(match.group(2))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _sibling(destdir: Path, kind: str) -> Path:

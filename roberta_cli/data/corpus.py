@@ -247,3 +247,12 @@ def split_documents(n_docs: int, valid_fraction: float = 0.0, test_fraction: flo
     return {"train": np.sort(order[n_valid + n_test:]),
             "valid": np.sort(order[:n_valid]),
             "test": np.sort(order[n_valid:n_valid + n_test])}
+
+
+def require_documents(n_docs, input_format, where):
+    """The formats that sample across or within documents need at least two of them."""
+    if n_docs < 2:
+        raise UserError(
+            f"input format {input_format} needs document boundaries, but {where} has "
+            f"{n_docs} document(s); preprocess a corpus of several documents (--doc-boundary "
+            "file for one document per file, blank-line for WikiText) or use full-sentences")

@@ -43,15 +43,6 @@ def document_ranges(sizes, sep_size=1):
     return starts[keep], ends[keep]
 
 
-def require_documents(n_docs, input_format, where):
-    """The formats that sample across or within documents need at least two of them."""
-    if n_docs < 2:
-        raise UserError(
-            f"input format {input_format} needs document boundaries, but {where} has "
-            f"{n_docs} document(s); preprocess a corpus of several documents (--doc-boundary "
-            "file for one document per file, blank-line for WikiText) or use full-sentences")
-
-
 @dataclass
 class Pairs:
     a: np.ndarray  # (n, 2) line range [start, end) of segment A

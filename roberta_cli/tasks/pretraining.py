@@ -39,7 +39,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
 from roberta_cli import presets
-from roberta_cli.data import pairs
+from roberta_cli.data import corpus, pairs
 from roberta_cli.data.blocks import SplitLongLinesDataset
 from roberta_cli.data.masking import StaticMaskTokensDataset, static_copies
 from roberta_cli.errors import UserError
@@ -139,7 +139,7 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
         fmt, name = self.format, self.cfg.input_format
         if fmt["docs"] and (fmt["nsp"] or split == "train"):  # NSP negatives need 2 anywhere
             n_docs = len(pairs.document_ranges(lines.sizes)[0])
-            pairs.require_documents(n_docs, name, f"{split_path} ({split})")
+            corpus.require_documents(n_docs, name, f"{split_path} ({split})")
         labels = None
         if fmt["nsp"]:
             d = self.source_dictionary
