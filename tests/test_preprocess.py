@@ -177,6 +177,8 @@ def test_force_replaces_only_its_own_output(books_dir, shared_data, tmp_path):
     (tmp_path / "a-file").write_text("mine")
     proc = run_cli(PROG, "text", *args, "--destdir", tmp_path / "a-file", "--force", check=False)
     assert proc.returncode == 2 and "is not a directory" in proc.stderr
+    proc = run_cli(PROG, "text", *args, "--destdir", tmp_path / "a-file" / "sub", check=False)
+    assert proc.returncode == 2 and "a-file is a file" in proc.stderr
     assert (tmp_path / "a-file").read_text() == "mine"
     ours = tmp_path / "ours"
     stale = tmp_path / ".ours.partial-999999999-0abc"  # a killed run's (no such process)

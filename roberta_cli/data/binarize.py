@@ -36,6 +36,7 @@ the dataset's sizes); ``bytes`` (UTF-8 bytes of the paragraph text, after whites
 ``unk`` (tokens mapped to <unk>).
 """
 import contextlib
+import errno
 import importlib
 import multiprocessing
 import os
@@ -329,6 +330,15 @@ def check_destdir(destdir, force: bool = False):
     anything but a directory roberta-preprocess wrote (it holds manifest.json): never a file,
     another directory, the current directory or one of its parents."""
     destdir = Path(destdir)
+    blocking = next((p for p in destdir.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"cannot create {destdir}: {blocking} is a file; choose another "
+                        "--name or --destdir")
+    try:  # the parent is where the staging directory goes: it must be a writable directory
+        destdir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {destdir} ({e.strerror or e}); choose a --name or "
+                        "--destdir on a writable file system") from None
     if destdir.is_file() or destdir.is_symlink() or (destdir.is_dir() and any(destdir.iterdir())):
         if not force:
             raise UserError(f"{destdir} already exists and is not empty; pass --force to "
@@ -520,6 +530,13 @@ def staged_output(destdir: Path):
     try:
         yield staging
         _publish(staging, destdir)
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        free = shutil.disk_usage(destdir.parent).free / 2**20
+        raise UserError(f"no space left to write {destdir} ({free:,.0f} MB free); nothing was "
+                        "published: free some space and run the command again") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
