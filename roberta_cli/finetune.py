@@ -36,7 +36,7 @@ from roberta_cli import checkpoints, compat, hub as hub_lib, launch, metrics, pr
 from roberta_cli.criterions.squad import HEAD as SPAN_HEAD
 from roberta_cli.data.binarize import check_dataset
 from roberta_cli.data.bpe import copy_model_files
-from roberta_cli.data.tasks import load_task_manifest, rows_of
+from roberta_cli.data.tasks import load_task_manifest
 from roberta_cli.errors import UserError
 
 compat.apply()  # before fairseq is imported
@@ -437,10 +437,32 @@ def write_results(save_dir, task, manifest, per_seed, model, settings) -> dict:
 
 # --- predictions for benchmark servers -------------------------------------------------------------
 # GLUE's server takes one TSV per task (index, prediction) under these names; MNLI's test1 is
-# test_mismatched. (The AX diagnostic, scored by the MNLI model, is not among roberta-cli's data.)
+# test_mismatched. AX, GLUE's diagnostic set, is predicted by the MNLI model.
 GLUE_FILES = {"CoLA": "CoLA", "SST-2": "SST-2", "MRPC": "MRPC", "STS-B": "STS-B", "QQP": "QQP",
-              "MNLI": "MNLI-m", "QNLI": "QNLI", "RTE": "RTE"}
+              "MNLI": "MNLI-m", "QNLI": "QNLI", "RTE": "RTE", "AX": "AX"}
 STSB_RANGE = (0.0, 5.0)  # the server's scale for STS-B
+
+
+def prediction_manifest(data_dir) -> dict:
+    """The manifest of the data to predict: any roberta-preprocess task directory, test-only
+    ones (AX) included."""
+    if not os.path.isdir(data_dir):
+        raise UserError(f"data directory {data_dir} does not exist; make it with "
+                        "roberta-preprocess glue|custom|race|squad")
+    manifest = load_task_manifest(data_dir)
+    if manifest.get("kind") not in KINDS:
+        raise UserError(f"{data_dir} holds {manifest.get('kind')!r} data, which this version "
+                        f"cannot predict (kinds: {', '.join(KINDS)})")
+    return manifest
+
+
+def check_predicts(trained: dict, manifest: dict, run_dir, data_dir):
+    """The model was fine-tuned on the data's task (or, for AX, on the task that scores it)."""
+    task = manifest.get("predicted_by") or manifest.get("task")
+    if (trained.get("task"), trained.get("kind"), trained.get("labels")) != \
+            (task, manifest["kind"], manifest.get("labels")):
+        raise UserError(f"{run_dir} was fine-tuned on {trained.get('task')} but {data_dir} "
+                        f"needs a {task} model; pass the run directory of one")
 
 
 def prediction_splits(manifest) -> List[str]:
@@ -458,6 +480,7 @@ def write_predictions(run_dir, data_dir, manifest, out_dir, splits=None, device=
     v2.0), as the official evaluation script reads; RACE and the rest: <split>.jsonl, a JSON
     object per row (RACE: the question's id and its choice, A-D)."""
     hub = hub_lib.from_pretrained(run_dir, device=device)
+    check_predicts(hub.task_manifest(), manifest, run_dir, data_dir)
     kind = KINDS[manifest["kind"]]
     os.makedirs(out_dir, exist_ok=True)
     paths = []
@@ -486,7 +509,8 @@ def _write_split_predictions(out_dir, data_dir, manifest, split, preds):
         path = os.path.join(out_dir, f"{name}.tsv")
         _write_text(path, "index\tprediction\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(values)))
         return path
-    ids = rows_of(data_dir, split).ids if kind == "multiple_choice" else None  # RACE: file#n
+    ids_file = manifest["splits"][split].get("ids")  # RACE: file#question of each row
+    ids = _read_lines(os.path.join(data_dir, ids_file)) if ids_file else None
     rows = []
     for i, p in enumerate(preds):
         row = {"index": i}
@@ -498,6 +522,11 @@ def _write_split_predictions(out_dir, data_dir, manifest, split, preds):
     path = os.path.join(out_dir, f"{split}.jsonl")
     _write_text(path, "".join(r + "\n" for r in rows))
     return path
+
+
+def _read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
 
 
 def _write_text(path, text):

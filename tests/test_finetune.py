@@ -244,3 +244,43 @@ def test_glue_test_predictions_for_the_server(task, tiny_run, shared_data, tmp_p
     assert len(rows) == manifest["splits"]["test"]["rows"] > 0
     assert [int(i) for i, _ in rows] == list(range(len(rows)))
     assert {label for _, label in rows} <= set(manifest["labels"])
+
+
+def test_ax_diagnostic_predicted_by_an_mnli_model(tiny_run, shared_data, tmp_path):
+    """MNLI and AX files in GLUE's formats (sentence pairs from STS-B): an MNLI model fine-tuned
+    on them writes AX.tsv, one label per diagnostic row; another task's model is refused."""
+    from roberta_cli.data import tasks
+
+    pairs = tasks.read_split("STS-B", shared_data / "glue", "valid", limit=24).texts
+    nli = ["contradiction", "entailment", "neutral"]
+    root = tmp_path / "glue"
+    (root / "MNLI").mkdir(parents=True)
+    (root / "diagnostic").mkdir()
+
+    def tsv(path, header, rows):
+        path.write_text("".join("\t".join(map(str, r)) + "\n" for r in [header, *rows]), encoding="utf-8")
+
+    head = ["index", "promptID", "pairID", "genre", "s1b", "s2b", "s1p", "s2p", "sentence1", "sentence2"]
+    row = lambda i, a, b: [i, i, f"{i}e", "fiction", "x", "y", "x", "y", a, b]  # noqa: E731
+    tsv(root / "MNLI" / "train.tsv", head + ["label1", "gold_label"],
+        [row(i, a, b) + [nli[i % 3]] * 2 for i, (a, b) in enumerate(pairs)])
+    tsv(root / "MNLI" / "dev_matched.tsv", head + [f"label{k}" for k in range(1, 6)] + ["gold_label"],
+        [row(i, a, b) + [nli[i % 3]] * 6 for i, (a, b) in enumerate(pairs[:8])])
+    tsv(root / "diagnostic" / "diagnostic.tsv", ["index", "sentence1", "sentence2"],
+        [[i, b, a] for i, (a, b) in enumerate(pairs[:17])])
+    for task in ("MNLI", "AX"):
+        run_cli("roberta-preprocess", "glue", "--task", task, "--glue-dir", root, "--bpe-from",
+                tiny_run, "--destdir", tmp_path / task, "--workers", "1", "--quiet")
+    run_cli(PROG, "--model", tiny_run, "--data", tmp_path / "MNLI", "--save-dir", tmp_path / "ft",
+            "--max-update", "4", *runs.FAST)
+    run_cli(PROG, "predict", "--model", tmp_path / "ft" / "seed1", "--data", tmp_path / "AX",
+            "--out", tmp_path / "out")
+    rows = [line.split("\t") for line in (tmp_path / "out" / "AX.tsv").read_text().splitlines()[1:]]
+    assert len(rows) == 17 and {label for _, label in rows} <= set(nli)
+    wrong = run_cli(PROG, "predict", "--model", tiny_run, "--data", tmp_path / "AX", "--out",
+                    tmp_path / "out2", check=False)
+    assert_user_error(wrong, PROG, "is not a fine-tuned model")
+    with pytest.raises(UserError, match="was fine-tuned on SST-2 but .* needs a MNLI model"):
+        finetune.check_predicts({"task": "SST-2", "kind": "classification", "labels": ["0", "1"]},
+                                {"task": "AX", "predicted_by": "MNLI", "kind": "classification",
+                                 "labels": nli}, "runs/sst2", "data-bin/AX")

@@ -106,10 +106,13 @@ def test_task_folder_itself_and_any_case(glue):
 
 # --- the table ----------------------------------------------------------------------------------
 def test_table_agrees_with_presets_and_fairseq_conventions():
-    assert set(tasks.TASKS) <= set(presets.FINETUNE_TASKS)  # every GLUE task has a recipe
+    trained = {n: t for n, t in tasks.TASKS.items() if not t.predicted_by}
+    assert set(trained) <= set(presets.FINETUNE_TASKS)  # every GLUE task has a recipe
+    ax = tasks.TASKS["AX"]  # the diagnostic set: test only, MNLI's labels, its model predicts it
+    assert list(ax.files) == ["test"] and ax.labels == tasks.TASKS[ax.predicted_by].labels
     for name, task in tasks.TASKS.items():
         assert task.kind in tasks.KINDS and set(task.files) <= set(tasks.SPLITS)
-        assert task.files["train"].label and task.files["valid"].label, name
+        assert task.predicted_by or (task.files["train"].label and task.files["valid"].label), name
         assert all(spec.label is None for s, spec in task.files.items() if s.startswith("test"))
         assert task.metric in ("accuracy", "mcc", "f1", "pearson")
         assert task.num_inputs == (1 if name in ("CoLA", "SST-2") else 2)

@@ -34,8 +34,8 @@ EXAMPLES = """examples:
 
 PREDICT_DESCRIPTION = """\
 Predict a split with a fine-tuned model and write the file its benchmark's server takes: GLUE's
-<TASK>.tsv (index, label name; STS-B scores clipped to 0-5; MNLI: MNLI-m.tsv and MNLI-mm.tsv),
-ready to zip; SQuAD's <split>.json ({question id: answer}, "" for no answer), which the official
+<TASK>.tsv (index, label name; STS-B scores clipped to 0-5; MNLI: MNLI-m.tsv and MNLI-mm.tsv;
+AX.tsv: an MNLI model on the diagnostic set, roberta-preprocess glue --task AX), ready to zip; SQuAD's <split>.json ({question id: answer}, "" for no answer), which the official
 evaluation script reads; RACE's and your own data's <split>.jsonl (one prediction per row; RACE:
 the question's id and its choice, A-D). Default: every unlabelled test split (SQuAD: valid)."""
 PREDICT_EXAMPLES = """examples:
@@ -182,7 +182,7 @@ def train_seeds(o, passthrough, task, manifest, model, settings, device, flags):
 def run_predict(o, passthrough):
     if passthrough:
         raise UserError("roberta-finetune predict takes no fairseq flags; drop what follows --")
-    manifest = finetune.data_manifest(o.data)
+    manifest = finetune.prediction_manifest(o.data)
     device = launch.resolve_device(o.device)
     for path in finetune.write_predictions(o.model, o.data, manifest, o.out, o.splits, device):
         print(f"{PROG}: wrote {path}", file=sys.stderr)

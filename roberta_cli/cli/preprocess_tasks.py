@@ -124,6 +124,8 @@ def _glue(args):
             extra["label_meanings"] = dict(task.label_meanings)
         if task.label_range:
             extra["label_range"] = list(task.label_range)
+        if task.predicted_by:
+            extra["predicted_by"] = task.predicted_by
         manifest = tb.build(dest, splits, task=task.name, kind=task.kind, model=model,
                             labels=task.labels, metrics=task.metrics,
                             valid_names={s: n for s, n in task.valid_names.items() if s in splits},

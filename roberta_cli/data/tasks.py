@@ -75,6 +75,8 @@ class Task:
     label_meanings: Dict[str, str] = field(default_factory=dict)
     label_range: Optional[Tuple[float, float]] = None  # regression: scale of the raw scores
     skip_malformed: bool = False  # drop rows with the wrong column count (fairseq's QQP recipe)
+    folder: Optional[str] = None  # its folder in the GLUE download, when not its name
+    predicted_by: Optional[str] = None  # a test-only task: scored by this task's model
 
     @property
     def metric(self) -> str:
@@ -86,7 +88,11 @@ class Task:
 
     @property
     def num_inputs(self) -> int:  # input0 only, or input0 + input1
-        return len(self.files["train"].text)
+        return len(next(iter(self.files.values())).text)
+
+    @property
+    def folder_name(self) -> str:
+        return self.folder or self.name
 
     @property
     def valid_names(self) -> Dict[str, str]:
@@ -132,6 +138,10 @@ TASKS: Dict[str, Task] = {
                   ("question", "sentence"), "label"),
     "RTE": _glue("RTE", "classification", ("entailment", "not_entailment"), ("accuracy",),
                  ("sentence1", "sentence2"), "label"),
+    # GLUE's diagnostic set: MNLI-style pairs, no labels, scored by an MNLI model (AX.tsv)
+    "AX": Task("AX", "classification", ("contradiction", "entailment", "neutral"), ("accuracy",),
+               {"test": FileSpec("diagnostic.tsv", ("sentence1", "sentence2"))},
+               folder="diagnostic", predicted_by="MNLI"),
 }
 
 
@@ -174,12 +184,12 @@ def task_dir(task: Task, glue_dir) -> Path:
         raise UserError(f"--glue-dir {glue_dir} is not a directory; pass the GLUE folder "
                         "(with CoLA/, SST-2/, ...) as written by download_glue_data.py")
     for child in sorted(glue_dir.iterdir()):
-        if child.is_dir() and child.name.lower() == task.name.lower():
+        if child.is_dir() and child.name.lower() == task.folder_name.lower():
             return child
     if any((glue_dir / spec.file).is_file() for spec in task.files.values()):
         return glue_dir
-    raise UserError(f"{glue_dir} has no {task.name} folder; pass --glue-dir the GLUE folder "
-                    f"that holds {task.name}/ (or the {task.name} folder itself)")
+    raise UserError(f"{glue_dir} has no {task.folder_name} folder; pass --glue-dir the GLUE "
+                    f"folder that holds {task.folder_name}/ (or that folder itself)")
 
 
 def present_tasks(glue_dir) -> List[Task]:
@@ -189,7 +199,7 @@ def present_tasks(glue_dir) -> List[Task]:
         if glue_dir.is_dir() else {}
     found = []
     for task in TASKS.values():
-        folder = folders.get(task.name.lower())
+        folder = folders.get(task.folder_name.lower())
         if folder and any((folder / spec.file).is_file() for spec in task.files.values()):
             found.append(task)
     return found
@@ -205,7 +215,7 @@ def read_split(task, glue_dir, split: str, limit: Optional[int] = None) -> Split
     path = task_dir(task, glue_dir) / spec.file
     if not path.is_file():
         raise UserError(f"{path} does not exist; {task.name}'s {split} split is "
-                        f"{task.name}/{spec.file} in the GLUE folder")
+                        f"{task.folder_name}/{spec.file} in the GLUE folder")
     data = SplitData(split, str(path.resolve()), labels=[] if spec.label else None)
     columns = None
     for line, fields in _tsv_rows(path):
@@ -246,6 +256,8 @@ def read_task(task, glue_dir, limit: Optional[int] = None) -> Dict[str, SplitDat
     task = task if isinstance(task, Task) else get_task(task)
     folder = task_dir(task, glue_dir)
     present = [s for s in task.files if (folder / task.files[s].file).is_file()]
+    if task.predicted_by and present:  # a test-only task
+        return {s: read_split(task, glue_dir, s, limit) for s in present}
     if not any(task.files[s].label for s in present):
         raise UserError(f"{folder} has none of {task.name}'s labelled files "
                         f"({', '.join(task.files[s].file for s in task.files if task.files[s].label)}); "
