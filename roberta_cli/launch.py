@@ -37,7 +37,7 @@ LOCK_FILE = ".lock"  # locked by the run using the directory; the OS frees it at
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 TRAIN_LOG = "train_log.jsonl"
 # fairseq INFO lines a person wants on the console; the rest go to train.log only
-CONSOLE_INFO = ("Loaded checkpoint", "Saved checkpoint", "done training")
+CONSOLE_INFO = ("Loaded checkpoint", "Saved checkpoint", "training on shard", "done training")
 # validation numbers on the console, with their format; train_log.jsonl has them all
 VALID_KEYS = {"loss": ".3f", "ppl": ".1f", "accuracy": ".2f", "nsp_accuracy": ".2f", "f1": ".2f",
               "mcc": ".2f", "pearson": ".2f"}

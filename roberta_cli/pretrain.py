@@ -6,6 +6,7 @@
     run.argv()                                 # the fairseq-train command line
     pretrain.train(run, extra=["--max-tokens-valid", "8192"])   # flags that win over ours
     pretrain.plan("data-bin/legal", init_from="models/roberta-base")   # continued pretraining
+    pretrain.plan("data-bin/ccnews")           # shard0, shard1, ...: fairseq's a:b:c, one per epoch
 
 Settings come from roberta_cli.presets: the model size, Adam (0.9, 0.98) eps 1e-6, weight
 decay 0.01, no clipping, polynomial decay with warmup, dropout 0.1, masking 15% (80/10/10);
@@ -14,6 +15,7 @@ directory gets the data's dict.txt, BPE files and manifest (so ``hub.from_pretra
 works offline), ``roberta_train.json`` (the settings and the exact fairseq command line),
 ``train_log.jsonl``, ``train.log`` and TensorBoard logs.
 """
+import filecmp
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -21,6 +23,7 @@ from typing import List, Optional
 
 from roberta_cli import checkpoints, launch, presets
 from roberta_cli.data import bpe
+from roberta_cli.data import manifest as data_manifest
 from roberta_cli.data.binarize import check_dataset
 from roberta_cli.data.corpus import require_documents
 from roberta_cli.errors import UserError
@@ -106,8 +109,10 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
     default to the paper's for the total batch size (warmup at most 10% of a short run).
     ``init_from`` (a model directory or checkpoint) gives the architecture and the starting
     weights; ``size`` (default tiny) and ``arch`` are for runs from scratch."""
-    vocab_size = checkpoints.embedding_rows(check_data_bin(data))
-    check_input_format(data, input_format)
+    paths = check_data_bin(data)
+    vocab_size = checkpoints.embedding_rows(os.path.join(paths[0], "dict.txt"))
+    for path in paths:  # each shard is an epoch's data on its own
+        check_input_format(path, input_format)
     if static_copies < 1:
         raise UserError(f"--static-copies {static_copies} must be at least 1")
     if restore_file:
@@ -136,7 +141,7 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
     schedule = presets.lr_for_batch(batch_size * devices * freq, size)
     if warmup_updates is None:
         warmup_updates = min(schedule["warmup"], max(1, max_update // 10))
-    run = Run(data=data, save_dir=save_dir,
+    run = Run(data=":".join(paths), save_dir=save_dir,
                arch=resolve_arch(size or "tiny", arch), device=device, devices=devices,
                precision=precision, batch_size=batch_size, update_freq=freq,
                tokens_per_sample=tokens_per_sample, input_format=input_format,
@@ -155,7 +160,7 @@ def train(run: Run, extra=(), prog="roberta-train"):
     """Write the run directory's files, then train; ``extra`` fairseq flags go last (and win)."""
     argv = run.argv() + list(extra)
     if launch.is_main_process():
-        bpe.copy_model_files(run.data, run.save_dir)
+        bpe.copy_model_files(run.data.split(":")[0], run.save_dir)  # the shards share them
         with open(os.path.join(run.save_dir, RUN_SETTINGS), "w") as f:
             json.dump({**asdict(run), "total_batch_size": run.total_batch, "fairseq_argv": argv},
                       f, indent=1)
@@ -163,24 +168,35 @@ def train(run: Run, extra=(), prog="roberta-train"):
 
 
 def default_save_dir(data):
-    return os.path.join("checkpoints", os.path.basename(os.path.normpath(data)))
+    first = str(data).split(":")[0]  # a colon list of shards: named by the first
+    return os.path.join("checkpoints", os.path.basename(os.path.normpath(first)))
 
 
-def check_data_bin(path):
-    """``path``/dict.txt of a complete data-bin; a UserError naming what is missing otherwise."""
-    if not os.path.isdir(path):
-        raise UserError(f"data directory {path} does not exist; make one with roberta-preprocess")
-    dict_txt = os.path.join(path, "dict.txt")
-    if not os.path.isfile(dict_txt):
-        raise UserError(f"{path} is not a data-bin directory (no dict.txt); "
-                        "make one with roberta-preprocess")
-    for split in ("train", "valid"):
-        for ext in (".bin", ".idx"):
-            if not os.path.isfile(os.path.join(path, split + ext)):
-                raise UserError(f"{path} has no {split}{ext}; re-run roberta-preprocess "
-                                "(an interrupted run leaves a split half-written)")
-        check_dataset(os.path.join(path, split))
-    return dict_txt
+def check_data_bin(data) -> List[str]:
+    """The data directories training reads one per epoch (``data`` itself, a sharded data-bin's
+    shards, or each of a colon list), each complete (valid: in the first), all with the same
+    dict.txt; a UserError naming the first problem otherwise."""
+    paths = data_manifest.data_paths(data)
+    first_dict = os.path.join(paths[0], "dict.txt")
+    for i, path in enumerate(paths):
+        if not os.path.isdir(path):
+            raise UserError(f"data directory {path} does not exist; make one with "
+                            "roberta-preprocess")
+        dict_txt = os.path.join(path, "dict.txt")
+        if not os.path.isfile(dict_txt):
+            raise UserError(f"{path} is not a data-bin directory (no dict.txt); "
+                            "make one with roberta-preprocess")
+        if i and not filecmp.cmp(dict_txt, first_dict, shallow=False):
+            raise UserError(f"{dict_txt} differs from {first_dict}: shards trained together need "
+                            "one dictionary; binarize every shard with the same --bpe-from (or "
+                            "GPT-2's dict.txt)")
+        for split in ("train", "valid") if i == 0 else ("train",):  # fairseq validates on the first
+            for ext in (".bin", ".idx"):
+                if not os.path.isfile(os.path.join(path, split + ext)):
+                    raise UserError(f"{path} has no {split}{ext}; re-run roberta-preprocess "
+                                    "(an interrupted run leaves a split half-written)")
+            check_dataset(os.path.join(path, split))
+    return paths
 
 
 def check_input_format(data, input_format):

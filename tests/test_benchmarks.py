@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, run_cli
 
 BENCH = REPO / "benchmarks"
-SCRIPTS = ("train", "preprocess", "inference", "scaling", "checkpoint_save")
+SCRIPTS = ("train", "preprocess", "inference", "scaling", "checkpoint_save", "corpus_scaling")
 
 pytestmark = pytest.mark.e2e  # every test here runs the commands
 
@@ -115,3 +115,18 @@ def test_checkpoint_save_tiny(shared_data, tmp_path):
     for row in rows.values():
         positive(row, "checkpoint_mb", "save_s", "load_s")
     assert rows["fairseq"]["checkpoint_mb"] == rows["roberta-cli"]["checkpoint_mb"]  # same file
+
+
+def test_corpus_scaling_two_small_sizes(shared_data, tmp_path):
+    result = run_ok("corpus_scaling", tmp_path / "scale.json", "--sizes", "0.002,0.004",
+                    "--fairseq-up-to", "0.002", shared_data=shared_data)
+    rows = result["rows"]
+    assert [r["peer"] for r in rows] == ["roberta-cli", "fairseq"] * 2 + \
+        ["roberta-cli (extrapolated)", "fairseq (extrapolated)"]
+    for row in rows[:4]:
+        positive(row, "corpus_mb", "data_bin_mb", "tokens_m", "first_update_s", "train_rss_mb")
+    positive(rows[0], "pre_mb_per_s", "pre_main_rss_mb")
+    positive(rows[1], "pre_mb_per_s")  # fairseq's pipeline at the first size only
+    assert "pre_s" not in rows[3]
+    assert rows[2]["tokens_m"] > 1.5 * rows[0]["tokens_m"]  # twice the text
+    assert rows[4]["corpus_mb"] == 160_000 and rows[4]["data_bin_mb"] > 1000 * rows[2]["data_bin_mb"]

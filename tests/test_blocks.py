@@ -3,7 +3,7 @@ import numpy as np
 import torch
 from fairseq.data import TokenBlockDataset
 
-from roberta_cli.data.blocks import SplitLongLinesDataset, split_points
+from roberta_cli.data.blocks import SplitLongLinesDataset
 
 
 class _Lines(torch.utils.data.Dataset):
@@ -18,11 +18,12 @@ class _Lines(torch.utils.data.Dataset):
         return len(self.items)
 
 
-def test_split_points_are_balanced_and_cover_every_token():
-    line, start, end = split_points([3, 10, 11, 1], 5)
-    assert line.tolist() == [0, 1, 1, 2, 2, 2, 3]
-    assert (end - start).tolist() == [3, 5, 5, 3, 4, 4, 1]  # 11 -> 3+4+4, never a lone token
-    assert (end - start).max() <= 5
+def test_pieces_are_balanced_and_never_a_lone_token():
+    ds, n_long = SplitLongLinesDataset.wrap_if_needed(_Lines([3, 10, 11, 1, 12, 2]), 5)
+    assert n_long == 3
+    # 11 -> 3+4+4 and 12 -> 4+4+4, never 5+5+1
+    assert ds.sizes.tolist() == [3, 5, 5, 3, 4, 4, 1, 4, 4, 4, 2]
+    assert ds.sizes.dtype == np.int32  # as the .idx: 4 bytes per item, no other per-line array
 
 
 def test_wrapped_dataset_concatenates_back_to_the_lines():
@@ -42,3 +43,26 @@ def test_blocks_never_exceed_the_block_size():
     for mode in ("complete", "complete_doc"):
         blocks = TokenBlockDataset(ds, ds.sizes, 8, pad=1, eos=2, break_mode=mode)
         assert max(len(blocks[i]) for i in range(len(blocks))) <= 8
+
+
+def test_random_lines_split_and_join_back():
+    rng = np.random.default_rng(0)
+    lines = _Lines(rng.integers(1, 40, size=300).tolist())
+    ds, n_long = SplitLongLinesDataset.wrap_if_needed(lines, 7)
+    items = [ds[i] for i in range(len(ds))]
+    assert n_long > 50 and ds.sizes.tolist() == [len(t) for t in items] and max(ds.sizes) <= 7
+    assert torch.equal(torch.cat(items), torch.cat(lines.items))
+
+
+def test_batches_from_the_sizes_array_equal_fairseqs():
+    from fairseq.data import NestedDictionaryDataset
+
+    from roberta_cli.data.blocks import BatchedNestedDictionaryDataset
+
+    sizes = np.random.default_rng(1).integers(1, 512, size=5000)
+    lines = _Lines(sizes.tolist())
+    indices = np.argsort(sizes, kind="stable")
+    for kwargs in ({"max_sentences": 8}, {"max_tokens": 4096}, {"max_tokens": 4096, "max_sentences": 16}):
+        theirs = NestedDictionaryDataset({"x": lines}, sizes=[sizes]).batch_by_size(indices, **kwargs)
+        ours = BatchedNestedDictionaryDataset({"x": lines}, sizes=[sizes]).batch_by_size(indices, **kwargs)
+        assert len(ours) == len(theirs) > 10 and all(np.array_equal(a, b) for a, b in zip(ours, theirs))

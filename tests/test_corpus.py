@@ -2,7 +2,9 @@
 
     /work/main/.venv/bin/python -m pytest tests/test_corpus.py -q
 """
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,6 +149,10 @@ def test_doc_boundary_auto(tmp_path):
     assert corpus.resolve_doc_boundary("auto", [f]) == "blank-line"
     assert corpus.resolve_doc_boundary("auto", [f, tmp_path]) == "file"
     assert corpus.resolve_doc_boundary("file", [f]) == "file"
+    dumps = tmp_path / "dumps"  # JSON lines only: every line of a record a paragraph
+    dumps.mkdir()
+    (dumps / "a.jsonl.zst").write_bytes(b"x")
+    assert corpus.resolve_doc_boundary("auto", [dumps]) == "blank-line"
 
 
 def test_splits_are_whole_documents_and_deterministic():
@@ -184,3 +190,69 @@ def test_iter_documents_picks_wanted_documents(shared_data, wiki_head, book_head
     missing = [corpus.Source(wiki_head[0], 0), corpus.Source(shared_data / "no-such-file", 0)]
     assert list(corpus.iter_documents(missing, "blank-line", counts=[counts[0], 5],
                                       wanted=np.array([1]))) == [everything[1]]
+
+
+def _compress(path, suffix):
+    """A compressed copy of ``path`` (each format by its own library: what users' files are)."""
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    data = Path(path).read_bytes()
+    pack = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress,
+            ".zst": zstandard.ZstdCompressor().compress}[suffix]
+    out = Path(f"{path}{suffix}")
+    out.write_bytes(pack(data))
+    return out
+
+
+@pytest.mark.parametrize("suffix", corpus.COMPRESSED)
+def test_compressed_files_read_as_their_text(suffix, book_head):
+    path, text = book_head
+    packed = _compress(path, suffix)
+    assert docs_of(packed, "file") == docs_of(path, "file")
+    cut = packed.with_name("cut" + "".join(packed.suffixes))
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    with pytest.raises(UserError, match=rf"{re.escape(cut.name)} is truncated or damaged.*again"):
+        docs_of(cut, "file")
+
+
+def test_zstd_frames_back_to_back(book_head, tmp_path):
+    """zstd -c a b > ab.zst, and the multi-frame files of large dumps, read through every frame."""
+    import zstandard
+
+    path, text = book_head
+    data = path.read_bytes()
+    c = zstandard.ZstdCompressor()
+    joined = tmp_path / "two.txt.zst"
+    joined.write_bytes(c.compress(data[:5000]) + c.compress(data[5000:]))
+    assert docs_of(joined, "file") == docs_of(path, "file")
+
+
+def test_jsonl_records_are_documents(wiki_head, tmp_path):
+    path, raw = wiki_head
+    docs = docs_of(path, "blank-line")
+    records = tmp_path / "wiki.jsonl"
+    records.write_text("".join(json.dumps({"id": i, "body": "\n".join(d)}) + "\n"
+                               for i, d in enumerate(docs)) + "\n", encoding="utf-8")
+    sources = corpus.find_sources([records], jsonl_field="body")
+    assert sources[0].jsonl_field == "body" and corpus.is_jsonl("a.jsonl.gz")
+    assert list(corpus.iter_documents(sources, "blank-line")) == docs
+    assert corpus.count_documents(sources, "blank-line") == [len(docs)]
+    bad = tmp_path / "bad.jsonl"
+    for line, match in (('{"body": "a"}\n{"body": 3}\n', "bad.jsonl line 2 has no text field 'body'"),
+                        ('{"body": "a"}\n\n[1, 2\n', "bad.jsonl line 3 is not JSON")):
+        bad.write_text(line, encoding="utf-8")
+        with pytest.raises(UserError, match=match):
+            corpus.count_documents(corpus.find_sources([bad], jsonl_field="body"), "blank-line")
+
+
+def test_document_bytes_for_shards(wiki_head):
+    path, _ = wiki_head
+    sources = corpus.find_sources([path])
+    counts, sizes = corpus.scan_documents(sources, "blank-line")
+    docs = docs_of(path, "blank-line")
+    assert counts == [len(docs)] and sizes.dtype == np.uint32
+    assert sizes.tolist() == [sum(len(p.encode()) + 1 for p in d) for d in docs]

@@ -2,6 +2,7 @@
 
     /work/main/.venv/bin/python -m pytest tests/test_preprocess.py -q
 """
+import gzip
 import json
 import os
 import shutil
@@ -132,7 +133,7 @@ def test_worker_count_never_changes_output(books_dir, shared_data, monkeypatch, 
     for workers in (1, 2, 3):
         out = tmp_path / f"w{workers}"
         manifest = binarize.preprocess([books_dir], out, bpe="gpt2", gpt2=gpt2, include="*.txt",
-                                       valid_fraction=0.34, workers=workers)
+                                       valid_fraction=0.34, workers=workers)[out]
         outputs.append({f.name: f.read_bytes() for f in out.iterdir()})
     assert outputs[0] == outputs[1] == outputs[2]
     assert manifest["dictionary_size"] < 20_000  # built from these books, not fairseq's dict.txt
@@ -146,7 +147,7 @@ def test_learned_bpe_data_dir(kind, fairseq_name, files, books_dir, shared_data,
     out = tmp_path / kind
     wiki = shared_data / "wikitext-2-raw/wiki.valid.raw"
     manifest = binarize.preprocess([books_dir], out, bpe=kind, vocab_size=1000, include="*.txt",
-                                   valid=[wiki], workers=2)
+                                   valid=[wiki], workers=2)[out]
     assert manifest["bpe"] == fairseq_name and manifest["bpe_files"] == files
     assert {s["role"] for s in manifest["sources"]} == {"input", "valid"}
     assert manifest["splits"]["train"]["documents"] == 3  # --valid given: all input is training
@@ -230,6 +231,18 @@ def test_bad_inputs_are_one_line_errors(books_dir, shared_data, tmp_path):
         "vocabulary too large (after output started)": (
             [good, "--bpe", "sentencepiece", "--vocab-size", "100000"], ["sentencepiece could not learn"]),
         "unknown flag": ([good, "--no-such-flag", *gpt2], ["unrecognized arguments", "--help"]),
+        "truncated .gz": ([make("book.txt.gz", gzip.compress(book)[:20_000]), good, *gpt2],
+                          ["book.txt.gz is truncated or damaged"]),
+        "JSON lines, not JSON": ([make("a.jsonl", b'{"text": "a"}\n{"text": "b"\n'), *gpt2],
+                                 ["a.jsonl line 2 is not JSON"]),
+        "JSON lines, no such field": ([make("b.jsonl", b'{"text": "a"}\n{"body": "b"}\n'), *gpt2],
+                                      ["b.jsonl line 2 has no text field 'text'", "--jsonl-field"]),
+        "shard index out of range": ([good, "--shard-index", "3", "--num-shards", "3", *gpt2],
+                                     ["--shard-index 3 is outside 0..2"]),
+        "more shards than documents": ([good, "--doc-boundary", "file", "--valid", good,
+                                        "--shards", "2", *gpt2], ["more than the 1 training"]),
+        "one shard of a learned BPE": ([good, "--bpe", "bytelevel", "--shard-index", "0",
+                                        "--num-shards", "2"], ["--bpe-from"]),
     }
 
     def run(item):
@@ -263,3 +276,112 @@ def test_split_plans_from_fractions_and_files(books_dir, shared_data):
     plans = binarize.plan_splits([books_dir], valid_fraction=0.34, test=[wiki],
                                  doc_boundary="blank-line", include="*.txt")
     assert plans["test"].counts == [1160]  # WikiText-2 valid: sections between blank lines
+
+
+def _files(directory):
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.name != "manifest.json"}
+
+
+def test_compressed_jsonl_and_stdin_inputs_give_identical_data_bins(books_dir, shared_data, tmp_path):
+    """The same books as .gz, .zst (both streamed), JSON lines and standard input make the same
+    dict.txt and .bin/.idx bytes as the plain text files."""
+    import gzip
+
+    import zstandard
+
+    gpt2 = bpe.resolve_gpt2_files(gpt2_dir=shared_data / "gpt2_bpe")
+    books = [books_dir / name for name in sorted(BOOKS)]
+    copies = {"gz": tmp_path / "gz", "zst": tmp_path / "zst"}
+    for folder in copies.values():
+        folder.mkdir()
+    for book in books:
+        (copies["gz"] / f"{book.name}.gz").write_bytes(gzip.compress(book.read_bytes()))
+        (copies["zst"] / f"{book.name}.zst").write_bytes(
+            zstandard.ZstdCompressor().compress(book.read_bytes()))
+    records = tmp_path / "books.jsonl"
+    records.write_text("".join(json.dumps({"text": b.read_text(encoding="utf-8-sig")}) + "\n"
+                               for b in books), encoding="utf-8")
+    common = dict(bpe="gpt2", gpt2=gpt2, valid_fraction=0.34, doc_boundary="file")
+    plain = tmp_path / "plain"
+    binarize.preprocess(books, plain, **common)
+    for name, inputs in (("gz", [copies["gz"]]), ("zst", [copies["zst"]]), ("jsonl", [records])):
+        binarize.preprocess(inputs, tmp_path / f"bin-{name}", **common)
+        assert _files(tmp_path / f"bin-{name}") == _files(plain), name
+    # one book through a pipe: `-` reads standard input
+    args = ["text", "-", "--destdir", tmp_path / "stdin", "--doc-boundary", "blank-line", "--quiet",
+            *gpt2_args(shared_data)]
+    subprocess.run([str(BIN / PROG), *map(str, args)], input=books[0].read_bytes(), check=True,
+                   capture_output=True)
+    run_cli(PROG, args[0], books[0], "--destdir", tmp_path / "file", *args[4:])
+    assert _files(tmp_path / "stdin") == _files(tmp_path / "file")
+
+
+def _items(directory, split="train"):
+    return [tuple(item.tolist()) for item in read_split(directory, split)[1]]
+
+
+def test_shards_in_one_run_equal_shards_made_apart(shared_data, tmp_path):
+    """--shards 3 and three --shard-index jobs (GPT-2's dict.txt shared) write the same bytes;
+    each training document is in exactly one shard, in order; valid is only in shard0."""
+    wiki = shared_data / "wikitext-2-raw/wiki.valid.raw"
+    args = [wiki, "--valid-fraction", "0.1", "--quiet", *gpt2_args(shared_data)]
+    run_cli(PROG, "text", *args, "--destdir", tmp_path / "whole")
+    run_cli(PROG, "text", *args, "--destdir", tmp_path / "sharded", "--shards", "3")
+    jobs = [[str(BIN / PROG), "text", *map(str, args), "--destdir", str(tmp_path / "apart"),
+             "--shard-index", str(k), "--num-shards", "3"] for k in range(3)]
+    for proc in [subprocess.Popen(job) for job in jobs]:  # at once, as array tasks would
+        assert proc.wait(timeout=300) == 0
+    shards = [tmp_path / "sharded" / f"shard{k}" for k in range(3)]
+    assert sorted(p.name for p in (tmp_path / "sharded").iterdir()) == ["shard0", "shard1", "shard2"]
+    for k, shard in enumerate(shards):
+        assert _files(shard) == _files(tmp_path / "apart" / shard.name), shard.name
+        assert json.loads((shard / "manifest.json").read_text())["shard"] == {"index": k, "count": 3}
+    assert (shards[0] / "valid.bin").read_bytes() == (tmp_path / "whole/valid.bin").read_bytes()
+    assert not (shards[1] / "valid.bin").exists()
+    whole = _items(tmp_path / "whole")
+    separator = [whole[whole.index((2,))]]  # the </s>-only item between two documents
+    joined = _items(shards[0]) + separator + _items(shards[1]) + separator + _items(shards[2])
+    assert joined == whole
+    sizes = [(s / "train.bin").stat().st_size for s in shards]
+    assert max(sizes) < 1.5 * min(sizes), sizes  # balanced by bytes
+    proc = run_cli(PROG, "text", *args, "--destdir", tmp_path / "sharded", "--shards", "3",
+                   "--force")  # --force replaces its own sharded output
+    assert _files(shards[2]) == _files(tmp_path / "apart" / "shard2")
+
+
+def test_learned_bpe_shards_share_it_through_bpe_from(books_dir, shared_data, tmp_path):
+    """A byte-level BPE learned once (--shards in one run); a later job with --bpe-from shard0
+    makes the same shard again."""
+    wiki = shared_data / "wikitext-2-raw/wiki.valid.raw"
+    common = dict(valid_fraction=0.1, doc_boundary="blank-line")
+    out = tmp_path / "learned"
+    written = binarize.preprocess([wiki], out, bpe="bytelevel", vocab_size=1000, shards=2, **common)
+    assert list(written) == [out / "shard0", out / "shard1"]
+    again = binarize.preprocess([wiki], tmp_path / "again", shard_index=1, shards=2,
+                                bpe_from=bpe.ModelFiles(out / "shard0"), **common)
+    assert _files(tmp_path / "again" / "shard1") == _files(out / "shard1")
+    assert again[tmp_path / "again" / "shard1"]["splits"] == written[out / "shard1"]["splits"]
+
+
+def test_sharded_recipe_learns_the_bpe_once_then_one_job_per_shard(books_dir, tmp_path):
+    """recipes/binarize_sharded.sh as array tasks with a learned BPE: the vocabulary first, a
+    job per shard (SHARD_INDEX as SLURM_ARRAY_TASK_ID would be), then the check."""
+    env = {**os.environ, "DATA": str(books_dir), "INCLUDE": "*.txt", "DESTDIR": str(tmp_path / "bin"),
+           "SHARDS": "2", "VALID_FRACTION": "0.34", "BPE": "bytelevel", "VOCAB_SIZE": "500",
+           "WORKERS": "1"}
+    recipe = ["bash", str(REPO / "recipes/binarize_sharded.sh"), "--quiet"]
+
+    def run(**extra):
+        return subprocess.run(recipe, env={**env, **extra}, capture_output=True, text=True, timeout=300)
+
+    early = run(SLURM_ARRAY_TASK_ID="1")
+    assert early.returncode == 2 and "learn the BPE once first" in early.stderr
+    assert run().returncode == 0  # learns data-bin/NAME-vocab, then both shards in one run
+    shutil.rmtree(tmp_path / "bin")
+    for k in ("1", "0"):
+        proc = run(SLURM_ARRAY_TASK_ID=k)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    done = run()
+    assert done.returncode == 0 and "2 shards" in done.stdout, done.stderr[-2000:]
+    dicts = {(tmp_path / f"bin/shard{k}/dict.txt").read_bytes() for k in range(2)}
+    assert dicts == {(tmp_path / "bin-vocab/dict.txt").read_bytes()}

@@ -130,3 +130,32 @@ def test_two_process_gloo_equals_one_process_with_update_freq_2(wiki_bin, tmp_pa
     accumulating, accumulated = two_processes("two-accumulating", 32, 29518)
     assert "8 x 2 x 2 = 32" in accumulating.stderr
     assert accumulated == per_update, (accumulated, per_update)  # 8 batches, 4 all-reduce rounds
+
+
+def test_training_over_shards_reads_one_per_epoch(shared_data, tmp_path):
+    """roberta-train on a sharded data-bin trains on shard0, shard1, shard2 in turn (the log
+    names each); the run directory loads in the hub; shards with another dict.txt are refused."""
+    from roberta_cli import hub
+    from roberta_cli.data import binarize, bpe
+
+    book = shared_data / "gutenberg/pg41935.txt"  # 152 KB: a few updates per shard
+    gpt2 = ["--gpt2-dir", shared_data / "gpt2_bpe"]
+    run_cli("roberta-preprocess", "text", book, "--doc-boundary", "blank-line", "--valid-fraction",
+            "0.05", "--destdir", tmp_path / "bin", "--shards", "3", "--quiet", *gpt2)
+    save = tmp_path / "run"
+    proc = run_cli("roberta-train", tmp_path / "bin", "--save-dir", save, "--size", "tiny",
+                   "--tokens-per-sample", "128", "--batch-size", "32", "--max-update", "14",
+                   "--log-interval", "7", "--", "--max-valid-steps", "2")
+    shards = re.findall(r"training on shard (\d)/3: (\S+)", proc.stderr)
+    assert shards[:3] == [(str(k), str(tmp_path / "bin" / f"shard{k}")) for k in range(3)], proc.stderr
+    model = hub.from_pretrained(save)
+    assert len(model.task.source_dictionary) == 50265
+    assert model.fill_mask("The king of the <mask>.", topk=2)
+    # a shard binarized with a dictionary built from its own text does not fit the others
+    own = bpe.resolve_gpt2_files(gpt2_dir=None, encoder_json=shared_data / "gpt2_bpe/encoder.json",
+                                 vocab_bpe=shared_data / "gpt2_bpe/vocab.bpe")
+    binarize.preprocess([book], tmp_path / "other", gpt2=own, valid_fraction=0.05,
+                        doc_boundary="blank-line")
+    mixed = f"{tmp_path / 'bin/shard0'}:{tmp_path / 'other'}"
+    assert_user_error(run_cli("roberta-train", mixed, "--save-dir", tmp_path / "mixed", check=False),
+                      "roberta-train", "other/dict.txt differs from", "same --bpe-from")

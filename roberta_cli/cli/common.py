@@ -6,6 +6,7 @@ on stderr and exit status 2 (argparse's convention), never a traceback.
     roberta-preprocess: error: input missing.txt does not exist; check the path
 """
 import argparse
+import os
 import sys
 
 from roberta_cli.errors import UserError
@@ -22,6 +23,9 @@ def run_main(fn, prog, interrupted="run the command again to start over"):
         message = " ".join(str(e).split())  # always exactly one line
     except KeyboardInterrupt:
         message = f"interrupted (Ctrl-C); {interrupted}"
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        raise SystemExit(1) from None
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(EXIT_USAGE)
 

@@ -62,8 +62,9 @@ def add_text_parser(commands):
                             description=TEXT_DESCRIPTION, epilog=TEXT_EXAMPLES)
     p.set_defaults(run=run_text)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="text files or directories (all non-hidden files below, sorted); UTF-8, "
-                        "LF or CRLF line ends")
+                   help="text files or directories (all non-hidden files below, sorted), or - "
+                        "for standard input; UTF-8, LF or CRLF line ends; .gz .bz2 .xz .zst read "
+                        "as they decompress; .jsonl/.ndjson: one document per JSON record")
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--name", help="write data-bin/NAME")
     out.add_argument("--destdir", type=Path, help="write this directory instead")
@@ -76,6 +77,8 @@ def add_text_parser(commands):
                         "documents (WikiText); file: one document per file, blank lines separate "
                         "paragraphs and wrapped lines are joined (books); auto: file when any "
                         "input is a directory, else blank-line")
+    p.add_argument("--jsonl-field", default="text", metavar="NAME",
+                   help="the field of each JSON-lines record that holds its text")
     p.add_argument("--split-sentences", action="store_true",
                    help="one sentence per line instead of one paragraph (needed by the "
                         "sentence-pair and segment-pair input formats of roberta-train)")
@@ -96,6 +99,15 @@ def add_text_parser(commands):
                         help="fraction of INPUT documents for a test split (0: none)")
     splits.add_argument("--seed", type=int, default=1, help="seed of the split (and of "
                         "sentencepiece's training sample)")
+
+    sh = p.add_argument_group("shards (for corpora trained one shard per epoch)")
+    sh.add_argument("--shards", "--num-shards", type=int, default=1, metavar="N",
+                    help="cut the training documents into N shards of about equal bytes, "
+                         "written as DIR/shard0..N-1 with one dict.txt and BPE (valid and test "
+                         "in shard0); roberta-train DIR trains on one shard per epoch")
+    sh.add_argument("--shard-index", type=int, metavar="I",
+                    help="make only DIR/shardI of the N (one job of many, e.g. a SLURM array "
+                         "task); needs a shared dictionary: --bpe-from or --gpt2-dict")
 
     b = p.add_argument_group("BPE")
     b.add_argument("--bpe", choices=["gpt2", "bytelevel", "sentencepiece"],
@@ -157,7 +169,6 @@ def _check_args(args):
 
 def run_text(args):
     destdir = _check_args(args)
-    binarize.check_destdir(destdir, args.force)  # before the slow checks below
     gpt2, model = None, None
     if args.bpe_from is not None:
         model = bpe.ModelFiles(args.bpe_from)
@@ -170,17 +181,25 @@ def run_text(args):
     progress = None if args.quiet else (lambda message: print(f"{PROG}: {message}", flush=True))
 
     start = time.perf_counter()
-    manifest = binarize.preprocess(
+    written = binarize.preprocess(
         args.inputs, destdir, bpe=args.bpe, gpt2=gpt2,
         vocab_size=args.vocab_size or DEFAULT_VOCAB_SIZE, doc_boundary=args.doc_boundary,
         include=args.include, valid=args.valid, test=args.test,
         valid_fraction=valid_fraction or 0.0, test_fraction=args.test_fraction or 0.0,
         seed=args.seed, errors=args.errors, workers=args.workers, force=args.force,
-        split_sentences=args.split_sentences, bpe_from=model, progress=progress)
-    print_summary(manifest, destdir, time.perf_counter() - start, args.workers)
+        split_sentences=args.split_sentences, bpe_from=model, jsonl_field=args.jsonl_field,
+        shards=args.shards, shard_index=args.shard_index, progress=progress)
+    seconds = time.perf_counter() - start
+    for path, manifest in written.items():
+        print_summary(manifest, path)
+    sources = next(iter(written.values()))["sources"]  # shard0's or the only one: every input
+    source_mb = sum(s["bytes"] for s in sources) / 1e6
+    print(f"  {len(sources)} files, {source_mb:.2f} MB in {seconds:.1f} s: "
+          f"{source_mb / max(seconds, 1e-9):.2f} MB/s with {args.workers} "
+          f"worker{'s' * (args.workers > 1)}")
 
 
-def print_summary(manifest, destdir, seconds, workers):
+def print_summary(manifest, destdir):
     print(f"{PROG}: wrote {destdir}  (bpe {manifest['bpe']}, {manifest['dictionary_size']} "
           f"dict.txt symbols, documents by {manifest['doc_boundary']}, a line per "
           f"{manifest['lines'][:-1]})")
@@ -188,9 +207,6 @@ def print_summary(manifest, destdir, seconds, workers):
     for name, s in manifest["splits"].items():
         print(f"  {name:<6} {s['documents']:>10,} {s['lines']:>12,} {s['tokens']:>14,} "
               f"{s['bytes'] / 1e6:>9.2f} {s['unk']:>8,}")
-    source_mb = sum(s["bytes"] for s in manifest["sources"]) / 1e6
-    print(f"  {len(manifest['sources'])} files, {source_mb:.2f} MB in {seconds:.1f} s: "
-          f"{source_mb / max(seconds, 1e-9):.2f} MB/s with {workers} worker{'s' * (workers > 1)}")
 
 
 def main(argv=None):

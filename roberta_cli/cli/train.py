@@ -32,6 +32,7 @@ EXAMPLES = """examples:
       --max-update 125000 -- --max-tokens-valid 8192
   roberta-train data-bin/books-sentences --input-format segment-pair --masking static
   roberta-train data-bin/legal --init-from models/roberta-base --max-update 10000   # continue
+  roberta-train data-bin/ccnews --size base      # shard0, shard1, ... one per epoch
   torchrun --nproc_per_node 8 -m roberta_cli train data-bin/books --size base \\
       --total-batch-size 8192 --batch-size 32
 
@@ -50,7 +51,8 @@ def add_train_parser(commands):
     p = commands.add_parser("train", prog=PROG, description=DESCRIPTION, epilog=EXAMPLES,
                             passthrough="fairseq-train flags")
     p.set_defaults(run=run)
-    p.add_argument("data", help="a data-bin directory made by roberta-preprocess text")
+    p.add_argument("data", help="a data-bin directory made by roberta-preprocess text; a sharded "
+                                "one (--shards) or a colon list a:b:c trains on one per epoch")
     p.add_argument("--size", help=f"model size preset: {', '.join(presets.SIZES)} "
                                   "(python -m roberta_cli.presets; default: tiny)")
     p.add_argument("--arch", help="a fairseq architecture name instead of --size (e.g. roberta_base)")

@@ -22,6 +22,10 @@ chunks, consumed in order, so the output is byte-identical for any worker count,
 few chunks are in memory at a time. Unlike fairseq's pipeline no BPE text is written, parsed
 and looked up word by word.
 
+With ``shards`` the training documents are cut into byte-balanced runs (shard_plans), each
+written as its own data directory ``shard{k}``; one pool, one BPE and one dictionary (built from
+all shards' counts) serve them all.
+
 Everything is written to a hidden sibling directory that is renamed to ``destdir`` at the end;
 a failure removes it, so a directory that exists is complete.
 
@@ -49,7 +53,7 @@ import threading
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -85,6 +89,7 @@ class SplitPlan:
     counts: List[int]
     wanted: Optional[np.ndarray] = None
     stats: SplitStats = field(default_factory=SplitStats)
+    doc_bytes: Optional[np.ndarray] = None  # of every document of ``sources``: for shards
 
     def documents(self, doc_boundary, errors):
         return corpus.iter_documents(self.sources, doc_boundary, errors, self.counts, self.wanted)
@@ -200,26 +205,28 @@ def encode_split(docs: Iterable[List[str]], bpe_name: str, bpe_files: dict, out_
     ``split_sentences``), and write the rows' BPE ids to ``out_path`` (int32, back to back).
     Returns (SplitStats with documents and bytes, row sizes as int32 with a 0 between two
     documents, id counts if ``count`` else None)."""
-    stats, counts, sizes = SplitStats(), None, []
+    stats, counts, sizes = SplitStats(), None, []  # sizes: an int32 array per chunk
     jobs = ((chunk, count) for chunk in _document_chunks(docs))
     starting = False  # a document has started but none of its rows is written yet
     results = _run_ordered(_encode_chunk, jobs, workers, _init_encoder,
                            (bpe_name, bpe_files, split_sentences), pool)
     with open(out_path, "wb") as out, contextlib.closing(results):
         for pieces, ids, chunk_counts, n_bytes in results:
+            chunk_sizes = []
             for starts, rows in pieces:
                 starting = starting or starts
                 if rows and starting:  # a document with no rows left is skipped entirely
                     if stats.documents:
-                        sizes.append(0)  # the separator: an empty row between documents
+                        chunk_sizes.append(0)  # the separator: an empty row between documents
                     stats.documents += 1
                     starting = False
-                sizes += rows
+                chunk_sizes += rows
+            sizes.append(np.asarray(chunk_sizes, dtype=np.int32))
             out.write(ids.tobytes())
             stats.bytes += n_bytes
             if count:
                 counts = chunk_counts if counts is None else counts + chunk_counts
-    return stats, np.asarray(sizes, dtype=np.int32), counts
+    return stats, np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int32), counts
 
 
 def symbol_counts(counts: np.ndarray, symbols: Sequence[str]) -> Counter:
@@ -233,32 +240,42 @@ def id_table(symbols: Sequence[str], dictionary) -> np.ndarray:
     return np.asarray([dictionary.indices.get(s, unk) for s in symbols], dtype=np.int32)
 
 
+INDEX_MAGIC = b"MMIDIDX\x00\x00"  # fairseq's mmap .idx: magic, version <Q, dtype code <B, items <Q,
+INDEX_HEADER = 26  # then int32 sizes and int64 pointers (byte offsets into .bin), one per item
+ITEM_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 8, 7: 8, 8: 2, 9: 4, 10: 8}  # dtype code -> bytes
+
+
 class DatasetWriter:
     """fairseq's mmap dataset (``prefix``.bin/.idx, the bytes MMapIndexedDatasetBuilder writes),
-    fed many rows at a time: dictionary indices back to back and each row's size."""
+    fed many rows at a time: dictionary indices back to back and each row's size. The index is
+    written with numpy: fairseq's writer lists every item's offset as a Python int, tens of
+    bytes per line where this keeps the int32 sizes alone."""
 
     def __init__(self, prefix: str, vocab_size: int):
         from fairseq.data import indexed_dataset
 
-        self._ds = indexed_dataset
-        self.prefix, self.sizes = prefix, []
+        self.prefix, self._sizes = prefix, []
         self.dtype = indexed_dataset.best_fitting_int_dtype(vocab_size)  # as make_builder picks
+        self._code = indexed_dataset._dtype_header_code(self.dtype)
+        self._index = indexed_dataset.index_file_path(prefix)
         self._bin = open(indexed_dataset.data_file_path(prefix), "wb")
 
     def add_rows(self, indices: np.ndarray, sizes: np.ndarray):
         self._bin.write(indices.astype(self.dtype).tobytes())
-        self.sizes += sizes.tolist()
+        self._sizes.append(np.asarray(sizes, dtype=np.int32))
 
     def finalize(self):
         self._bin.close()
-        index = self._ds.MMapIndexedDataset.Index
-        with index.writer(self._ds.index_file_path(self.prefix), self.dtype) as writer:
-            writer.write(self.sizes)
-
-
-INDEX_MAGIC = b"MMIDIDX\x00\x00"  # fairseq's mmap .idx: magic, version <Q, dtype code <B, items <Q,
-INDEX_HEADER = 26  # then int32 sizes and int64 pointers (byte offsets into .bin), one per item
-ITEM_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 8, 7: 8, 8: 2, 9: 4, 10: 8}  # dtype code -> bytes
+        items = sum(len(sizes) for sizes in self._sizes)
+        with open(self._index, "wb") as f:
+            f.write(INDEX_MAGIC + struct.pack("<QBQ", 1, self._code, items))
+            for sizes in self._sizes:
+                f.write(sizes.tobytes())
+            offset, itemsize = 0, np.dtype(self.dtype).itemsize  # byte offsets into .bin
+            for sizes in self._sizes:  # a block at a time: no int64 copy of every line
+                ends = np.cumsum(sizes, dtype=np.int64) * itemsize + offset
+                f.write((ends - sizes * itemsize).tobytes())
+                offset = int(ends[-1]) if len(ends) else offset
 
 
 def check_dataset(prefix) -> int:
@@ -350,23 +367,33 @@ def check_destdir(destdir, force: bool = False):
         if destdir.resolve() in (here, *here.parents):
             raise UserError(f"{destdir} is the current directory or one of its parents; "
                             "choose another --destdir")
-        if not (destdir / data_manifest.NAME).is_file():
+        if not _written_here(destdir):
             raise UserError(f"{destdir} was not written by roberta-preprocess (no "
                             f"{data_manifest.NAME}); --force replaces only its own output: "
                             "choose another --name/--destdir")
 
 
+def _written_here(destdir: Path) -> bool:
+    """Whether ``destdir`` is roberta-preprocess output: a data directory, or shards only."""
+    if (destdir / data_manifest.NAME).is_file():
+        return True
+    entries = [p for p in destdir.iterdir() if not p.name.startswith(".")]
+    return bool(entries) and all(data_manifest.SHARD.fullmatch(p.name) and
+                                 (p / data_manifest.NAME).is_file() for p in entries)
+
+
 def plan_splits(inputs, valid=None, test=None, valid_fraction=0.0, test_fraction=0.0, seed=1,
-                doc_boundary="blank-line", include=None, errors="strict") -> dict:
+                doc_boundary="blank-line", include=None, errors="strict",
+                jsonl_field="text") -> dict:
     """Read (and so validate) every input once and decide which documents go to which split:
     ``{"train": SplitPlan, "valid": SplitPlan[, "test": SplitPlan]}``."""
     def scan(paths, what):
-        sources = corpus.find_sources(paths, include, what)
-        counts = corpus.count_documents(sources, doc_boundary, errors)
+        sources = corpus.find_sources(paths, include, what, jsonl_field)
+        counts, doc_bytes = corpus.scan_documents(sources, doc_boundary, errors)
         if not sum(counts):
             raise UserError(f"{what} {' '.join(map(str, paths))} has no text (only whitespace); "
                             "pass files with text")
-        return sources, counts
+        return sources, counts, doc_bytes
 
     if valid and valid_fraction:
         raise UserError("both --valid and --valid-fraction given; use one of them")
@@ -374,14 +401,33 @@ def plan_splits(inputs, valid=None, test=None, valid_fraction=0.0, test_fraction
         raise UserError("both --test and --test-fraction given; use one of them")
     if not valid and not valid_fraction:
         raise UserError("no validation data; pass --valid FILE or --valid-fraction F (e.g. 0.05)")
-    sources, counts = scan(inputs, "input")
+    sources, counts, doc_bytes = scan(inputs, "input")
     chosen = corpus.split_documents(sum(counts), valid_fraction or 0.0, test_fraction or 0.0, seed)
-    plans = {"train": SplitPlan(sources, counts, chosen["train"])}
+    plans = {"train": SplitPlan(sources, counts, chosen["train"], doc_bytes=doc_bytes)}
     for name, paths in (("valid", valid), ("test", test)):
         if paths:
-            plans[name] = SplitPlan(*scan(paths, f"--{name}"))
+            plans[name] = SplitPlan(*scan(paths, f"--{name}")[:2])
         elif len(chosen[name]):
             plans[name] = SplitPlan(sources, counts, chosen[name])
+    return plans
+
+
+def shard_plans(train: SplitPlan, num_shards: int) -> List[SplitPlan]:
+    """The training documents cut into ``num_shards`` runs of consecutive documents with about
+    the same number of bytes each: shard k holds the documents that start in the k-th part of
+    the text. The same inputs give the same shards, however many jobs make them."""
+    wanted = np.arange(sum(train.counts)) if train.wanted is None else train.wanted
+    if num_shards > len(wanted):
+        raise UserError(f"--shards {num_shards} is more than the {len(wanted)} training "
+                        "documents; use fewer shards (each holds whole documents)")
+    sizes = train.doc_bytes[wanted].astype(np.int64)
+    before = np.cumsum(sizes) - sizes
+    shard = np.minimum(before * num_shards // max(1, int(sizes.sum())), num_shards - 1)
+    plans = [SplitPlan(train.sources, train.counts, wanted[shard == k]) for k in range(num_shards)]
+    empty = [k for k, plan in enumerate(plans) if not len(plan.wanted)]
+    if empty:
+        raise UserError(f"shard {empty[0]} of {num_shards} would be empty: a few documents hold "
+                        "most of the text; use fewer shards")
     return plans
 
 
@@ -392,19 +438,27 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
                valid_fraction: float = 0.0, test_fraction: float = 0.0, seed: int = 1,
                errors: str = "strict", workers: int = 1, force: bool = False,
                split_sentences: bool = False, bpe_from: Optional[bpe_lib.ModelFiles] = None,
-               progress: Optional[Callable[[str], None]] = None) -> dict:
-    """Build the data directory ``destdir`` and return its manifest.
+               jsonl_field: str = "text", shards: int = 1, shard_index: Optional[int] = None,
+               progress: Optional[Callable[[str], None]] = None) -> Dict[Path, dict]:
+    """Build the data directory ``destdir``; return ``{directory written: its manifest}``.
 
     Lines of the output are paragraphs, or sentences with ``split_sentences`` (what the
     SENTENCE-PAIR and SEGMENT-PAIR input formats of ``rcli_mlm`` need).
 
     ``bpe`` is "gpt2" (needs ``gpt2``, from bpe.resolve_gpt2_files), "bytelevel" or
     "sentencepiece" (both learned on the training split with ``vocab_size`` symbols).
-    ``bpe_from`` (a model's files) instead: its BPE and its dict.txt, so that the ids are the
-    model's (continued pretraining on new text)."""
+    ``bpe_from`` (a model's or data directory's files) instead: its BPE and its dict.txt, so that
+    the ids are the model's (continued pretraining on new text, shards made apart).
+
+    ``shards`` > 1 cuts the training documents into that many byte-balanced runs (shard_plans)
+    written to ``destdir``/shard0..N-1, all with one BPE and one dict.txt; valid and test go to
+    shard0 only. ``shard_index`` makes just ``destdir``/shard{index} of them (one job of many):
+    the dictionary must then be given (``bpe_from``, or GPT-2's dict.txt) so the jobs agree."""
     progress = progress or (lambda message: None)
     destdir = Path(destdir)
-    check_destdir(destdir, force)
+    check_shards(shards, shard_index, bpe, gpt2, bpe_from)
+    target = destdir if shard_index is None else destdir / data_manifest.shard_name(shard_index)
+    check_destdir(target, force)
     if bpe_from is None and bpe not in bpe_lib.FAIRSEQ_BPE:
         raise UserError(f"unknown --bpe {bpe!r}; use one of {sorted(bpe_lib.FAIRSEQ_BPE)}")
     if bpe_from is None and bpe == "gpt2" and gpt2 is None:
@@ -414,16 +468,57 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
     shown = ", ".join(map(str, all_paths)) if len(all_paths) <= 3 else f"{len(all_paths)} inputs"
     progress(f"reading {shown} (documents: {boundary})")
     plans = plan_splits(inputs, valid, test, valid_fraction, test_fraction, seed, boundary,
-                        include, errors)
+                        include, errors, jsonl_field)
+    outputs = _shard_outputs(plans, shards, shard_index)
+    options = {"seed": seed, "valid_fraction": valid_fraction, "test_fraction": test_fraction,
+               "errors": errors, "include": include, "jsonl_field": jsonl_field,
+               "bpe_from": str(bpe_from.dir.resolve()) if bpe_from else None}
+    with staged_output(target) as staging:
+        dirs = {name: staging / name if name else staging for name in outputs}
+        for path in dirs.values():
+            path.mkdir(exist_ok=True)
+        manifests = _build({dirs[name]: split_plans for name, split_plans in outputs.items()},
+                           plans["train"], bpe, gpt2, vocab_size, boundary, seed, errors,
+                           workers, split_sentences, progress, bpe_from)
+        written = {}
+        for name, manifest in zip(outputs, manifests):
+            manifest["options"] = options
+            if shards > 1:
+                manifest["shard"] = {"index": int(name[len("shard"):] if name else shard_index),
+                                     "count": shards}
+            data_manifest.write(dirs[name], manifest)
+            written[target / name if name else target] = manifest
+    return written
 
-    with staged_output(destdir) as staging:
-        manifest = _build(plans, staging, bpe, gpt2, vocab_size, boundary, seed, errors,
-                          workers, split_sentences, progress, bpe_from)
-        manifest["options"] = {"seed": seed, "valid_fraction": valid_fraction,
-                               "test_fraction": test_fraction, "errors": errors, "include": include,
-                               "bpe_from": str(bpe_from.dir.resolve()) if bpe_from else None}
-        data_manifest.write(staging, manifest)
-    return manifest
+
+def check_shards(shards: int, shard_index: Optional[int], bpe: str,
+                 gpt2: Optional[bpe_lib.Gpt2Files], bpe_from) -> None:
+    """A UserError for a shard count or index that cannot work."""
+    if shards < 1:
+        raise UserError(f"--shards {shards} must be at least 1")
+    if shard_index is None:
+        return
+    if shards == 1:
+        raise UserError(f"--shard-index {shard_index} makes one shard of several; say how many "
+                        "with --num-shards N")
+    if not 0 <= shard_index < shards:
+        raise UserError(f"--shard-index {shard_index} is outside 0..{shards - 1} "
+                        f"(--num-shards {shards}); pass an index from 0 to {shards - 1}")
+    if bpe_from is None and not (bpe == "gpt2" and gpt2 is not None and gpt2.dict_txt):
+        raise UserError("--shard-index makes one shard of many, which must share one "
+                        "dictionary: pass --bpe-from DIR (a data-bin or model made once for all "
+                        "shards) or --bpe gpt2 with fairseq's dict.txt (--gpt2-dict)")
+
+
+def _shard_outputs(plans: dict, shards: int, shard_index: Optional[int]) -> dict:
+    """``{subdirectory name ("" for the directory itself): {split: SplitPlan}}``."""
+    if shards == 1:
+        return {"": plans}
+    others = {name: plan for name, plan in plans.items() if name != "train"}
+    train = shard_plans(plans["train"], shards)
+    chosen = range(shards) if shard_index is None else [shard_index]
+    return {"" if shard_index is not None else data_manifest.shard_name(k):
+            {"train": train[k], **(others if k == 0 else {})} for k in chosen}
 
 
 def _prepare_bpe(out_dir, bpe, gpt2, vocab_size, train_lines, seed, workers):
@@ -447,27 +542,64 @@ def _importing(module: str):
         thread.join()
 
 
-def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, workers,
-           split_sentences, progress, bpe_from=None):
-    """Everything but the directory juggling: BPE files, dict.txt, datasets; returns manifest."""
+def _build(outputs: Dict[Path, dict], train: SplitPlan, bpe, gpt2, vocab_size, boundary, seed,
+           errors, workers, split_sentences, progress, bpe_from=None) -> List[dict]:
+    """Everything but the directory juggling, for each ``{directory: {split: SplitPlan}}`` of
+    ``outputs``: the same BPE files and dict.txt in each, its datasets; returns the manifests
+    (without options). ``train`` is all training data (a learned BPE is learned on it)."""
     compat.apply()  # before fairseq is imported, here or on the _importing thread
-    train = plans["train"]
+    first, *rest = outputs
     if bpe_from is not None:
-        fairseq_bpe, bpe_files = bpe_from.bpe, bpe_from.copy_to(out_dir)
+        fairseq_bpe, bpe_files = bpe_from.bpe, bpe_from.copy_to(first)
     else:
         fairseq_bpe = bpe_lib.FAIRSEQ_BPE[bpe]
         if bpe != "gpt2":
             progress(f"learning a {vocab_size}-symbol {bpe} BPE on the training split")
         train_lines = (line for doc in train.documents(boundary, errors) for line in doc)
-        bpe_files = _prepare_bpe(out_dir, bpe, gpt2, vocab_size, train_lines, seed, workers)
-    files = {arg: str(Path(out_dir, name)) for arg, name in bpe_files.items()}
-    # one process per worker: tokenizers' own thread pool would oversubscribe the cores
-    # (and it warns when a process forks after using it)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        bpe_files = _prepare_bpe(first, bpe, gpt2, vocab_size, train_lines, seed, workers)
+    for out_dir in rest:
+        for name in bpe_files.values():
+            shutil.copyfile(Path(first, name), Path(out_dir, name))
+    files = {arg: str(Path(first, name)) for arg, name in bpe_files.items()}
     # the model's dict.txt, fairseq's GPT-2 one, or (None) one built from the train counts
     given_dict = bpe_from.dict_txt if bpe_from else gpt2.dict_txt if bpe == "gpt2" else None
 
-    counts, sizes, symbols = None, {}, bpe_lib.load_encoder(fairseq_bpe, files).symbols()
+    sizes, counts = _encode(outputs, fairseq_bpe, files, boundary, errors, workers,
+                            split_sentences, given_dict is None, progress)
+    symbols = bpe_lib.load_encoder(fairseq_bpe, files).symbols()
+    if given_dict:
+        dictionary = bpe_lib.load_dictionary(given_dict)
+    else:
+        dictionary = build_dictionary(symbol_counts(counts, symbols))
+    table = id_table(symbols, dictionary)
+    manifests = []
+    for out_dir, plans in outputs.items():
+        dictionary.save(str(Path(out_dir, "dict.txt")))
+        for name, plan in plans.items():
+            progress(f"binarizing {_where(out_dir, outputs)}{name}")
+            ids = Path(out_dir, f"{name}.ids")
+            binarized = binarize_ids(ids, sizes[out_dir, name], table, dictionary,
+                                     str(Path(out_dir, name)))
+            plan.stats.lines, plan.stats.tokens, plan.stats.unk = \
+                binarized.lines, binarized.tokens, binarized.unk
+            ids.unlink()
+        manifests.append(_manifest(plans, train, fairseq_bpe, bpe_files, boundary,
+                                   split_sentences, dictionary))
+    return manifests
+
+
+def _where(out_dir: Path, outputs) -> str:
+    return f"{out_dir.name}/" if len(outputs) > 1 else ""
+
+
+def _encode(outputs, fairseq_bpe, files, boundary, errors, workers, split_sentences, count,
+            progress):
+    """Pass 1 over every split of every output: ``({(directory, split): row sizes}, the
+    training ids' counts summed over the outputs, or None unless ``count``)``."""
+    # one process per worker: tokenizers' own thread pool would oversubscribe the cores
+    # (and it warns when a process forks after using it)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sizes, counts = {}, None
     with contextlib.ExitStack() as stack:
         pool = None
         if workers > 1:  # one pool for every split
@@ -476,31 +608,23 @@ def _build(plans, out_dir, bpe, gpt2, vocab_size, boundary, seed, errors, worker
             # fairseq (for the dictionary and the dataset writer) is slow to import: here it
             # is while the workers encode
             stack.enter_context(_importing("fairseq.data"))
-        for name, plan in plans.items():
-            progress(f"encoding {name} ({workers} worker{'s' * (workers > 1)})")
-            plan.stats, sizes[name], split_counts = encode_split(
-                plan.documents(boundary, errors), fairseq_bpe, files, Path(out_dir, f"{name}.ids"),
-                workers, count=(name == "train" and given_dict is None),
-                split_sentences=split_sentences, pool=pool)
-            if not plan.stats.documents:
-                raise UserError(f"the {name} split has no text left after BPE encoding; "
-                                "pass more or other text")
-            counts = counts if split_counts is None else split_counts
-    if given_dict:
-        dictionary = bpe_lib.load_dictionary(given_dict)
-    else:
-        dictionary = build_dictionary(symbol_counts(counts, symbols))
-    dictionary.save(str(Path(out_dir, "dict.txt")))
+        for out_dir, plans in outputs.items():
+            for name, plan in plans.items():
+                where = _where(out_dir, outputs)
+                progress(f"encoding {where}{name} ({workers} worker{'s' * (workers > 1)})")
+                plan.stats, sizes[out_dir, name], split_counts = encode_split(
+                    plan.documents(boundary, errors), fairseq_bpe, files,
+                    Path(out_dir, f"{name}.ids"), workers, count=(name == "train" and count),
+                    split_sentences=split_sentences, pool=pool)
+                if not plan.stats.documents:
+                    raise UserError(f"the {where}{name} split has no text left after BPE "
+                                    "encoding; pass more or other text")
+                if split_counts is not None:
+                    counts = split_counts if counts is None else counts + split_counts
+    return sizes, counts
 
-    table = id_table(symbols, dictionary)
-    for name, plan in plans.items():
-        progress(f"binarizing {name}")
-        ids = Path(out_dir, f"{name}.ids")
-        binarized = binarize_ids(ids, sizes[name], table, dictionary, str(Path(out_dir, name)))
-        plan.stats.lines, plan.stats.tokens, plan.stats.unk = \
-            binarized.lines, binarized.tokens, binarized.unk
-        ids.unlink()
 
+def _manifest(plans, train, fairseq_bpe, bpe_files, boundary, split_sentences, dictionary):
     sources = []  # each file once: "input" (train and fractional splits), "valid", "test"
     for name, plan in plans.items():
         role = "input" if plan.sources is train.sources else name

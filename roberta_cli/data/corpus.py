@@ -14,8 +14,14 @@ This is the reading half of
 
 Reading rules:
 
-* Inputs are files or directories; a directory means every regular file below it, sorted by
-  relative path, skipping hidden files and directories (``.name``) and empty files.
+* Inputs are files, directories, or ``-`` (standard input, spooled to a temporary file since
+  it is read twice); a directory means every regular file below it, sorted by relative path,
+  skipping hidden files and directories (``.name``) and empty files.
+* ``.gz``, ``.bz2``, ``.xz`` and ``.zst`` files are decompressed as they are read (streamed,
+  never unpacked to disk); a truncated one is a UserError naming it.
+* ``.jsonl`` / ``.ndjson`` files (compressed or not) hold one document per line: a JSON object
+  whose text is in the field ``jsonl_field`` (default ``text``); its lines become paragraphs
+  by the ``doc_boundary`` rule below, applied within the record.
 * Text is UTF-8 (a leading byte-order mark is dropped). Line ends may be LF, CRLF or CR.
   Invalid UTF-8 is a UserError naming the file and the byte offset, unless ``errors="replace"``
   (each bad byte sequence becomes U+FFFD). A NUL byte means a binary file: UserError.
@@ -30,12 +36,21 @@ Document boundaries (``doc_boundary``):
 
 A document is a non-empty list of non-empty paragraph strings.
 """
+import bz2
 import codecs
 import fnmatch
+import gzip
+import io
+import json
+import lzma
 import os
+import re
+import shutil
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -43,25 +58,31 @@ from roberta_cli.errors import UserError
 
 DOC_BOUNDARIES = ("blank-line", "file")
 SNIFF_BYTES = 8192  # a NUL byte in the first 8 KiB means "binary file" (as git and grep decide)
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
+JSONL = (".jsonl", ".ndjson")
+STDIN = "-"
+NEWLINE = re.compile(r"\r\n|\r|\n")  # the line ends universal newlines read in text files
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input file and its size in bytes."""
+    """One input file, its size in bytes (compressed: on disk), and for a JSON-lines file the
+    field that holds each record's text."""
 
     path: Path
     bytes: int
+    jsonl_field: Optional[str] = None
 
 
-def find_sources(paths: Sequence, include: Optional[str] = None,
-                 what: str = "input") -> List[Source]:
+def find_sources(paths: Sequence, include: Optional[str] = None, what: str = "input",
+                 jsonl_field: str = "text") -> List[Source]:
     """Expand files and directories into a sorted, de-duplicated list of non-empty files.
 
     ``include`` is a glob on file names (``"*.txt"``) applied to files found inside directories;
     files named explicitly are always read. ``what`` names the inputs in error messages."""
     sources, seen = [], set()
     for given in paths:
-        path = Path(given)
+        path = _spool_stdin() if str(given) == STDIN else Path(given)
         if not path.exists():
             raise UserError(f"{what} {given} does not exist; check the path")
         if path.is_dir():
@@ -81,8 +102,89 @@ def find_sources(paths: Sequence, include: Optional[str] = None,
             key = os.path.realpath(p)
             if key not in seen:
                 seen.add(key)
-                sources.append(Source(p, p.stat().st_size))
+                sources.append(Source(p, p.stat().st_size, jsonl_field if is_jsonl(p) else None))
     return sources
+
+
+_SPOOLED = []  # stdin's temporary copy, removed when the process ends
+
+
+def _spool_stdin() -> Path:
+    """Standard input copied to a temporary file (read more than once: counted, then encoded)."""
+    if not _SPOOLED:
+        tmp = tempfile.NamedTemporaryFile(prefix="roberta-cli-stdin-", suffix=".txt")
+        shutil.copyfileobj(sys.stdin.buffer, tmp, 1 << 20)
+        tmp.flush()
+        _SPOOLED.append(tmp)
+    return Path(_SPOOLED[0].name)
+
+
+def is_jsonl(path) -> bool:
+    suffixes = Path(path).suffixes
+    if suffixes and suffixes[-1] in COMPRESSED:
+        suffixes = suffixes[:-1]
+    return bool(suffixes) and suffixes[-1] in JSONL
+
+
+def open_binary(path):
+    """``path``'s bytes, decompressed as they are read when its suffix says so."""
+    suffix = Path(path).suffix
+    if suffix == ".gz":
+        return gzip.open(path, "rb")
+    if suffix == ".bz2":
+        return bz2.open(path, "rb")
+    if suffix == ".xz":
+        return lzma.open(path, "rb")
+    if suffix == ".zst":
+        return io.BufferedReader(_ZstdReader(path), 1 << 16)
+    return open(path, "rb")
+
+
+class _ZstdReader(io.RawIOBase):
+    """A .zst file's bytes, frame after frame; a stream that ends inside a frame raises
+    EOFError (as gzip, bz2 and lzma do for a truncated file)."""
+
+    def __init__(self, path):
+        import zstandard
+
+        self._file, self._dctx = open(path, "rb"), zstandard.ZstdDecompressor()
+        self._frame, self._in_frame, self._pending = self._dctx.decompressobj(), False, b""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while not self._pending:
+            chunk = self._file.read(1 << 16)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("the zstd stream ends inside a frame")
+                return 0
+            self._pending = self._decompress(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n], self._pending = self._pending[:n], self._pending[n:]
+        return n
+
+    def _decompress(self, chunk):
+        out = []
+        while chunk:
+            self._in_frame = True
+            out.append(self._frame.decompress(chunk))
+            chunk = b""
+            if self._frame.eof:  # a frame ended: what follows starts the next one
+                chunk, self._in_frame = self._frame.unused_data, False
+                self._frame = self._dctx.decompressobj()
+        return b"".join(out)
+
+    def close(self):
+        self._file.close()
+        super().close()
+
+
+def _truncated(path, e):
+    return UserError(f"{path} is truncated or damaged ({' '.join(str(e).split()) or type(e).__name__}); "
+                     "copy or download it again")
+
 
 
 def _walk_files(root: Path) -> List[Path]:
@@ -95,20 +197,29 @@ def _walk_files(root: Path) -> List[Path]:
 
 
 def resolve_doc_boundary(doc_boundary: str, paths: Iterable) -> str:
-    """``auto`` means ``file`` (one document per file, as for books) when any input is a
-    directory, else ``blank-line`` (WikiText style)."""
+    """``auto`` means ``file`` (one document per file, as for books) when an input directory
+    holds text files, else ``blank-line`` (WikiText style; and within a JSON-lines record,
+    whose text is rarely hard-wrapped: every line a paragraph)."""
     if doc_boundary != "auto":
         if doc_boundary not in DOC_BOUNDARIES:
             raise ValueError(f"doc_boundary must be auto or one of {DOC_BOUNDARIES}")
         return doc_boundary
-    return "file" if any(Path(p).is_dir() for p in paths) else "blank-line"
+    books = any(not is_jsonl(f) for p in paths if Path(p).is_dir() for f in _walk_files(Path(p)))
+    return "file" if books else "blank-line"
 
 
 def read_lines(path, errors: str = "strict") -> Iterator[str]:
-    """The stripped lines of a UTF-8 text file (universal newlines, BOM dropped).
-    Raises UserError for a binary file, and for invalid UTF-8 when ``errors="strict"``."""
-    with open(path, "rb") as f:
-        head = f.read(SNIFF_BYTES)
+    """The stripped lines of a UTF-8 text file, compressed or not (universal newlines, BOM
+    dropped). Raises UserError for a binary file, a truncated compressed one, and for invalid
+    UTF-8 when ``errors="strict"``."""
+    compressed = Path(path).suffix in COMPRESSED
+    try:
+        with open_binary(path) as f:
+            head = f.read(SNIFF_BYTES)
+    except Exception as e:  # noqa: BLE001 (each decompressor has its own errors)
+        if not compressed:
+            raise
+        raise _truncated(path, e) from None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise UserError(f"{path} is UTF-16 text, not UTF-8; convert it, e.g. "
                         "iconv -f UTF-16 -t UTF-8")
@@ -116,15 +227,23 @@ def read_lines(path, errors: str = "strict") -> Iterator[str]:
         raise _binary_file(path)
     try:
         # newline=None: universal newlines, so CRLF and CR end lines exactly like LF
-        with open(path, encoding="utf-8-sig", errors=errors, newline=None) as f:
+        with io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", errors=errors,
+                              newline=None) as f:
             for line in f:
                 if "\0" in line:
                     raise _binary_file(path)
                 yield line.strip()
     except UnicodeDecodeError:
         raise UserError(f"{path} is not valid UTF-8 (first bad byte at offset "
-                        f"{first_invalid_utf8(path)}); convert it to UTF-8, or pass "
-                        "--errors replace to read bad bytes as U+FFFD") from None
+                        f"{first_invalid_utf8(path)}{' after decompression' * compressed}); "
+                        "convert it to UTF-8, or pass --errors replace to read bad bytes as "
+                        "U+FFFD") from None
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 (each decompressor has its own errors)
+        if not compressed:
+            raise
+        raise _truncated(path, e) from None
 
 
 def _binary_file(path):
@@ -136,7 +255,7 @@ def first_invalid_utf8(path) -> int:
     """Byte offset of the first byte that is not valid UTF-8, or -1 when the file is valid."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset = 0  # bytes fed to the decoder so far
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             pending = len(decoder.getstate()[0])  # undecoded tail of the previous block
             try:
@@ -180,6 +299,43 @@ def documents(lines: Iterable[str], doc_boundary: str) -> Iterator[List[str]]:
         raise ValueError(f"doc_boundary must be one of {DOC_BOUNDARIES}, not {doc_boundary!r}")
 
 
+def json_objects(path, lines: Iterable[str]) -> Iterator[Tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of the JSON-lines file ``path``; a
+    UserError names the file and line of one that is not a JSON object."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            raise UserError(f"{path} line {number} is not JSON ({e.msg}); a JSON-lines file "
+                            "holds one JSON object per line") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path} line {number} is a JSON {type(record).__name__}, not an "
+                            "object with keys; write one object per line")
+        yield number, record
+
+
+def source_documents(source: Source, doc_boundary: str, errors: str = "strict") -> Iterator[List[str]]:
+    """The documents of one source: of its lines (text files), or one per record (JSON lines,
+    the record's lines grouped into paragraphs by ``doc_boundary``'s rule)."""
+    if source.jsonl_field is None:
+        yield from documents(read_lines(source.path, errors), doc_boundary)
+        return
+    for number, record in json_objects(source.path, read_lines(source.path, errors)):
+        text = record.get(source.jsonl_field)
+        if not isinstance(text, str):
+            raise UserError(f"{source.path} line {number} has no text field "
+                            f"{source.jsonl_field!r}; name the field with --jsonl-field")
+        lines = [p.strip() for p in NEWLINE.split(text)]
+        if doc_boundary == "file":  # blank lines separate paragraphs, wrapped lines joined
+            doc = next(documents(lines, "file"), [])
+        else:  # every non-blank line a paragraph
+            doc = [p for p in lines if p]
+        if doc:
+            yield doc
+
+
 def split_sentences(paragraph: str) -> List[str]:
     """The sentences of one paragraph line, by blingfire's rule-based splitter (compiled,
     fast; handles abbreviations such as "Mr." and quotes after the full stop)."""
@@ -191,7 +347,20 @@ def split_sentences(paragraph: str) -> List[str]:
 def count_documents(sources: Sequence[Source], doc_boundary: str,
                     errors: str = "strict") -> List[int]:
     """Documents in each source. Reads (and so validates) every file once."""
-    return [sum(1 for _ in documents(read_lines(s.path, errors), doc_boundary)) for s in sources]
+    return scan_documents(sources, doc_boundary, errors)[0]
+
+
+def scan_documents(sources: Sequence[Source], doc_boundary: str, errors: str = "strict"):
+    """(documents in each source, UTF-8 bytes of each document as a uint32 array), in one read
+    of every file: what splits and shards are decided by."""
+    counts, sizes = [], []
+    for s in sources:
+        n = 0
+        for doc in source_documents(s, doc_boundary, errors):
+            sizes.append(sum(len(p.encode("utf-8")) + 1 for p in doc))
+            n += 1
+        counts.append(n)
+    return counts, np.asarray(sizes, dtype=np.uint32)
 
 
 def iter_documents(sources: Sequence[Source], doc_boundary: str, errors: str = "strict",
@@ -202,7 +371,7 @@ def iter_documents(sources: Sequence[Source], doc_boundary: str, errors: str = "
     that hold none of them are not read at all."""
     if wanted is None:
         for s in sources:
-            yield from documents(read_lines(s.path, errors), doc_boundary)
+            yield from source_documents(s, doc_boundary, errors)
         return
     if counts is None:
         raise ValueError("iter_documents(wanted=...) needs counts=count_documents(...)")
@@ -211,9 +380,10 @@ def iter_documents(sources: Sequence[Source], doc_boundary: str, errors: str = "
     for s, n in zip(sources, counts):
         lo, hi = np.searchsorted(wanted, [first, first + n])
         if hi > lo:
-            keep = set((wanted[lo:hi] - first).tolist())
-            for i, doc in enumerate(documents(read_lines(s.path, errors), doc_boundary)):
-                if i in keep:
+            keep = np.zeros(n, dtype=bool)  # a byte per document: a file may hold millions
+            keep[wanted[lo:hi] - first] = True
+            for i, doc in enumerate(source_documents(s, doc_boundary, errors)):
+                if keep[i]:
                     yield doc
         first += n
 

@@ -5,7 +5,9 @@ the BPE, the splits), read back by the commands that use the directory.
     manifest.read("data-bin/books", manifest.DATA_FORMAT, "pretraining data", "roberta-preprocess text")
 """
 import json
+import re
 from pathlib import Path
+from typing import List
 
 from roberta_cli.checkpoints import MANIFEST as NAME
 from roberta_cli.errors import UserError
@@ -35,3 +37,42 @@ def read(data_dir, fmt, what, made_by) -> dict:
 def write(directory, manifest: dict):
     """``directory``/manifest.json (a staging directory: it is published whole)."""
     Path(directory, NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+SHARD = re.compile(r"shard(\d+)")  # a sharded data-bin's subdirectories: shard0, shard1, ...
+
+
+def shard_name(index: int) -> str:
+    return f"shard{index}"
+
+
+def data_paths(data) -> List[str]:
+    """The data directories training reads, one per epoch in turn, as fairseq reads
+    ``a:b:c``: each of a colon list, the shard0..N-1 subdirectories of a sharded data-bin
+    (roberta-preprocess text --shards), or the one directory. A UserError names a missing
+    shard."""
+    data = str(data)
+    if ":" in data:
+        return [p for p in data.split(":") if p]
+    root = Path(data)
+    if not root.is_dir() or (root / "dict.txt").exists():
+        return [data]
+    found = {}
+    for sub in root.iterdir():
+        match = SHARD.fullmatch(sub.name)
+        if match and sub.is_dir():
+            found[int(match.group(1))] = str(sub)
+    if not found:
+        return [data]
+    count = max(found) + 1
+    if 0 in found and Path(found[0], NAME).is_file():  # the count every shard's manifest holds
+        try:
+            count = max(count, json.loads(Path(found[0], NAME).read_text())["shard"]["count"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    missing = sorted(set(range(count)) - set(found))
+    if missing:
+        raise UserError(f"{data} has no {shard_name(missing[0])} of its {count} shards (it has "
+                        f"{len(found)}); make it with roberta-preprocess text --shard-index "
+                        f"{missing[0]} --num-shards {count}")
+    return [found[k] for k in sorted(found)]

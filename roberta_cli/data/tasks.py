@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from roberta_cli.data import corpus
 from roberta_cli.data import manifest as data_manifest
 from roberta_cli.errors import UserError
 
@@ -407,18 +408,7 @@ def _custom_rows(path, fmt):
     else:
         try:
             with open(path, encoding="utf-8-sig") as f:
-                for line, text in enumerate(f, 1):
-                    if not text.strip():
-                        continue
-                    try:
-                        obj = json.loads(text)
-                    except ValueError as e:
-                        raise UserError(f"{path} line {line} is not JSON ({e}); JSON lines "
-                                        "files hold one object per line") from None
-                    if not isinstance(obj, dict):
-                        raise UserError(f"{path} line {line} is a JSON {type(obj).__name__}, "
-                                        "not an object with keys; write one object per line")
-                    yield line, obj
+                yield from corpus.json_objects(path, f)
         except UnicodeDecodeError as e:
             raise UserError(f"{path} is not UTF-8 ({e.reason}); save it as UTF-8") from None
 

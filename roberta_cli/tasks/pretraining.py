@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from fairseq import utils
-from fairseq.data import (IdDataset, MaskTokensDataset, NestedDictionaryDataset, NumelDataset,
+from fairseq.data import (IdDataset, MaskTokensDataset, NumelDataset,
                           NumSamplesDataset, PrependTokenDataset, RawLabelDataset,
                           RightPadDataset, SortDataset, TokenBlockDataset, data_utils)
 from fairseq.data.encoders.utils import get_whole_word_mask
@@ -40,7 +40,8 @@ from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
 from roberta_cli import presets
 from roberta_cli.data import corpus, pairs
-from roberta_cli.data.blocks import SplitLongLinesDataset
+from roberta_cli.data.blocks import (BatchedNestedDictionaryDataset, SplitLongLinesDataset,
+                                     load_lines)
 from roberta_cli.data.masking import StaticMaskTokensDataset, static_copies
 from roberta_cli.errors import UserError
 from roberta_cli.models import speedups
@@ -114,8 +115,12 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
 
     def _lines(self, split, epoch, combine):
         paths = utils.split_paths(self.cfg.data)
-        split_path = os.path.join(paths[(epoch - 1) % len(paths)], split)
-        dataset = data_utils.load_indexed_dataset(split_path, self.source_dictionary, combine=combine)
+        # one shard per epoch, in turn, as fairseq's tasks do; valid and test are in the first
+        shard = (epoch - 1) % len(paths) if split == "train" else 0
+        split_path = os.path.join(paths[shard], split)
+        if len(paths) > 1 and split == "train":
+            logger.info("training on shard %d/%d: %s", shard, len(paths), paths[shard])
+        dataset = load_lines(split_path, self.source_dictionary, combine=combine)
         if dataset is None:
             raise FileNotFoundError(f"dataset not found: {split} ({split_path})")
         return maybe_shorten_dataset(
@@ -190,7 +195,8 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
         with data_utils.numpy_seed(self.cfg.seed):
             shuffle = np.random.permutation(len(src))
         self.datasets[split] = SortDataset(
-            NestedDictionaryDataset(fields, sizes=[src.sizes]), sort_order=[shuffle, src.sizes])
+            BatchedNestedDictionaryDataset(fields, sizes=[src.sizes]),
+            sort_order=[shuffle, src.sizes])
         # tokens per sequence for batching by tokens (see get_batch_iterator)
         self.datasets[split].rcli_tokens_per_sequence = reference
 
