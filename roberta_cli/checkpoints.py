@@ -252,6 +252,12 @@ def dict_symbols(dict_txt) -> List[str]:
         return [line.split()[0] for line in f if line.strip()]
 
 
+def model_symbols(dict_txt) -> List[str]:
+    """Every token of a RoBERTa trained on ``dict_txt``, by embedding row: fairseq's four
+    specials, the dict.txt symbols, the masked LM's <mask>."""
+    return ["<s>", "<pad>", "</s>", "<unk>", *dict_symbols(dict_txt), "<mask>"]
+
+
 def embedding_rows(dict_txt) -> int:
     """Token embeddings of a RoBERTa trained on ``dict_txt``."""
     return len(dict_symbols(dict_txt)) + EXTRA_SYMBOLS

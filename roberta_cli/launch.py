@@ -39,8 +39,8 @@ TRAIN_LOG = "train_log.jsonl"
 # fairseq INFO lines a person wants on the console; the rest go to train.log only
 CONSOLE_INFO = ("Loaded checkpoint", "Saved checkpoint", "training on shard", "done training")
 # validation numbers on the console, with their format; train_log.jsonl has them all
-VALID_KEYS = {"loss": ".3f", "ppl": ".1f", "accuracy": ".2f", "nsp_accuracy": ".2f", "f1": ".2f",
-              "mcc": ".2f", "pearson": ".2f"}
+VALID_KEYS = {"loss": ".3f", "ppl": ".1f", "mlm_accuracy": ".2f", "accuracy": ".2f",
+              "nsp_accuracy": ".2f", "f1": ".2f", "mcc": ".2f", "pearson": ".2f"}
 
 
 # --- devices, precision, batch ---------------------------------------------------------------
@@ -322,6 +322,8 @@ class Progress:
         parts = [done, f"loss {row.get('loss', float('nan')):.3f}"]
         if "ppl" in row:
             parts.append(f"ppl {row['ppl']:.1f}")
+        if "mlm_accuracy" in row:  # masked tokens right: leaving the unigram plateau shows here
+            parts.append(f"mlm_accuracy {row['mlm_accuracy']:.2f}")
         if "lr" in row:
             parts.append(f"lr {row['lr']:.3g}")
         if "wps" in row:

@@ -24,7 +24,7 @@ from typing import List, Optional
 from roberta_cli import checkpoints, launch, presets
 from roberta_cli.data import bpe
 from roberta_cli.data import manifest as data_manifest
-from roberta_cli.data.binarize import check_dataset
+from roberta_cli.data.binarize import check_dataset, most_frequent
 from roberta_cli.data.corpus import require_documents
 from roberta_cli.errors import UserError
 
@@ -165,6 +165,22 @@ def train(run: Run, extra=(), prog="roberta-train"):
             json.dump({**asdict(run), "total_batch_size": run.total_batch, "fairseq_argv": argv},
                       f, indent=1)
     launch.train(argv, run.save_dir, prog=prog, total_updates=run.max_update)
+
+
+def unigram_baseline(run: Run) -> Optional[str]:
+    """What always guessing the validation split's most frequent token scores in masked-token
+    accuracy (``mlm_accuracy`` must climb well above it), as a phrase; None without tokens."""
+    found = most_frequent(os.path.join(run.data.split(":")[0], "valid"))
+    if found is None:
+        return None
+    index, share = found
+    data = run.data.split(":")[0]
+    symbol = checkpoints.model_symbols(os.path.join(data, "dict.txt"))[index]
+    try:
+        text = symbol if symbol.startswith("<") else bpe.encoder_from_dir(data).decode(symbol)
+    except Exception:  # noqa: BLE001 (a BPE that cannot decode one symbol: show the symbol)
+        text = symbol
+    return f"{100 * share:.2f}% (always {text.strip() or repr(text)!r})"
 
 
 def default_save_dir(data):

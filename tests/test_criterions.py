@@ -53,6 +53,24 @@ def test_nothing_masked_projects_every_token_like_fairseq(model_and_sample):
     assert ours == ref == 0.0 and size == ref_size == 0
 
 
+def test_masked_token_accuracy_counts_top1_hits(model_and_sample):
+    """mlm_correct: masked positions whose top logit is the target, as argmax over the full
+    model output; reduce_metrics turns it into mlm_accuracy (%)."""
+    from fairseq import metrics
+
+    model, task, sample = model_and_sample
+    model = copy.deepcopy(model).eval()
+    _, size, log = RcliMaskedLmLoss(MaskedLmConfig(tpu=False), task)(model, sample)
+    with torch.no_grad():
+        logits = model(**sample["net_input"])[0]
+    masked = sample["target"].ne(task.source_dictionary.pad())
+    hits = (logits.argmax(-1) == sample["target"])[masked]
+    assert int(log["mlm_correct"]) == int(hits.sum()) > 0 and int(size) == int(masked.sum())
+    with metrics.aggregate() as agg:
+        RcliMaskedLmLoss.reduce_metrics([log, log])
+    assert agg.get_smoothed_values()["mlm_accuracy"] == round(100 * hits.float().mean().item(), 2)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_blocked_cross_entropy_is_torchs(dtype, monkeypatch):
     """Several row blocks (a small block size), an ignored target, logits left untouched."""

@@ -312,8 +312,11 @@ def test_compressed_jsonl_and_stdin_inputs_give_identical_data_bins(books_dir, s
             *gpt2_args(shared_data)]
     subprocess.run([str(BIN / PROG), *map(str, args)], input=books[0].read_bytes(), check=True,
                    capture_output=True)
+    args[1:4] = ["/dev/stdin", "--destdir", tmp_path / "dev-stdin"]  # a pipe named as a file
+    subprocess.run([str(BIN / PROG), *map(str, args)], input=books[0].read_bytes(), check=True,
+                   capture_output=True)
     run_cli(PROG, args[0], books[0], "--destdir", tmp_path / "file", *args[4:])
-    assert _files(tmp_path / "stdin") == _files(tmp_path / "file")
+    assert _files(tmp_path / "stdin") == _files(tmp_path / "dev-stdin") == _files(tmp_path / "file")
 
 
 def _items(directory, split="train"):

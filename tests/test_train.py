@@ -57,6 +57,11 @@ def test_pretraining_lowers_validation_loss(tiny_run):
     assert inner[0]["step"] == 10 and inner[0]["loss"] > 14.0
     assert valid[-1]["loss"] < inner[0]["loss"] - 4.0, (inner[0], valid)
     assert valid[0]["loss"] > valid[1]["loss"] > valid[2]["loss"], valid
+    # masked-token accuracy beside the loss, and the data's unigram baseline printed once
+    baseline = re.search(r"unigram baseline: ([\d.]+)% \(always '(.+)'\)", (tiny_run / "stderr.log").read_text())
+    assert baseline and 3 < float(baseline.group(1)) < 10 and baseline.group(2) in ("the", ",")
+    assert all(0 <= r["mlm_accuracy"] <= 100 for r in inner + valid)
+    assert valid[-1]["mlm_accuracy"] > valid[0]["mlm_accuracy"], valid
     for name in ("checkpoint_best.pt", "checkpoint_last.pt", "dict.txt", "encoder.json",
                  "vocab.bpe", "manifest.json", "roberta_train.json"):
         assert (tiny_run / name).is_file(), name

@@ -126,6 +126,9 @@ def print_plan(run: pretrain.Run):
              + (f"resumes from {run.restore_file}" if run.restore_file else
                 "resumes from its checkpoint_last.pt when there is one"
                 + (f", else starts from the weights of {run.init_from}" if run.init_from else ""))]
+    baseline = pretrain.unigram_baseline(run)
+    if baseline:
+        lines.append(f"masked-token accuracy (mlm_accuracy) of the unigram baseline: {baseline}")
     for line in lines + ([run.note] if run.note else []):
         print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 

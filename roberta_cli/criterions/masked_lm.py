@@ -13,6 +13,7 @@ times faster (benchmarks/RESULTS.md) and gives fairseq's loss (to fp32 rounding)
 (to one rounding in the logits' dtype). tests/test_criterions.py compares both with masked_lm.
 """
 import torch
+from fairseq import metrics
 from fairseq.criterions import register_criterion
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 
@@ -63,19 +64,34 @@ def _blocks(tensor, vocab=None):
 @register_criterion("rcli_masked_lm", dataclass=MaskedLmConfig)
 class RcliMaskedLmLoss(MaskedLmLoss):
     def mlm(self, model, sample):
-        """(encoder features, summed MLM loss, masked-token count) of ``sample``."""
+        """(encoder features, summed MLM loss, masked-token count, masked tokens predicted
+        right at top 1) of ``sample``."""
         masked = sample["target"].ne(self.padding_idx)
         # through the model's forward: under DDP that call is what syncs the gradients
         features = model(**sample["net_input"], features_only=True)[0]
         project = masked if masked.any() else None  # rare: nothing masked, project all
         logits = model.encoder.output_layer(features, masked_tokens=project)
         targets = sample["target"] if project is None else sample["target"][project]
-        loss = token_loss(logits.view(-1, logits.size(-1)), targets.view(-1), self.padding_idx)
-        return features, loss, masked.int().sum()
+        logits, targets = logits.view(-1, logits.size(-1)), targets.view(-1)
+        loss = token_loss(logits, targets, self.padding_idx)
+        correct = (logits.detach().argmax(-1) == targets).masked_fill(
+            targets.eq(self.padding_idx), False).sum()
+        return features, loss, masked.int().sum(), correct
 
     def forward(self, model, sample, reduce=True):
-        _, loss, sample_size = self.mlm(model, sample)
+        _, loss, sample_size, correct = self.mlm(model, sample)
         return loss, sample_size, {
-            "loss": loss.data, "ntokens": sample["ntokens"],
+            "loss": loss.data, "ntokens": sample["ntokens"], "mlm_correct": correct.data,
             "nsentences": sample["nsentences"], "sample_size": sample_size,
         }
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        """fairseq's loss and ppl, and ``mlm_accuracy``: % of masked tokens predicted right
+        (top 1, as Hugging Face's run_mlm reports); compare with the data's unigram baseline,
+        which roberta-train prints."""
+        MaskedLmLoss.reduce_metrics(logging_outputs)
+        masked = sum(log.get("sample_size", 0) for log in logging_outputs)
+        if masked:
+            correct = sum(log.get("mlm_correct", 0) for log in logging_outputs)
+            metrics.log_scalar("mlm_accuracy", 100.0 * correct / masked, masked, round=2)

@@ -15,7 +15,7 @@ import math
 import torch
 from fairseq import metrics
 from fairseq.criterions import register_criterion
-from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
+from fairseq.criterions.masked_lm import MaskedLmConfig
 
 from roberta_cli.criterions.masked_lm import RcliMaskedLmLoss
 from roberta_cli.presets import NSP_HEAD
@@ -24,7 +24,7 @@ from roberta_cli.presets import NSP_HEAD
 @register_criterion("rcli_mlm_nsp", dataclass=MaskedLmConfig)
 class MlmNspLoss(RcliMaskedLmLoss):
     def forward(self, model, sample, reduce=True):
-        features, mlm, sample_size = self.mlm(model, sample)
+        features, mlm, sample_size, correct = self.mlm(model, sample)
         nsp_logits = model.classification_heads[NSP_HEAD](features).float()
         nsp_target = sample["nsp_target"].view(-1)
         nsp = torch.nn.functional.cross_entropy(nsp_logits, nsp_target, reduction="sum")
@@ -32,7 +32,7 @@ class MlmNspLoss(RcliMaskedLmLoss):
         # result is mean MLM loss + mean NSP loss per sequence
         loss = mlm + nsp * sample_size.clamp(min=1) / nsp_target.numel()
         return loss, sample_size, {
-            "loss": mlm.data, "nsp_loss": nsp.data,
+            "loss": mlm.data, "nsp_loss": nsp.data, "mlm_correct": correct.data,
             "nsp_correct": (nsp_logits.argmax(-1) == nsp_target).sum().data,
             "ntokens": sample["ntokens"], "nsentences": sample["nsentences"],
             "sample_size": sample_size,
@@ -40,7 +40,7 @@ class MlmNspLoss(RcliMaskedLmLoss):
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        MaskedLmLoss.reduce_metrics(logging_outputs)
+        RcliMaskedLmLoss.reduce_metrics(logging_outputs)
         n = sum(log.get("nsentences", 0) for log in logging_outputs)
         if n:
             nsp = sum(log.get("nsp_loss", 0) for log in logging_outputs)

@@ -242,7 +242,8 @@ def id_table(symbols: Sequence[str], dictionary) -> np.ndarray:
 
 INDEX_MAGIC = b"MMIDIDX\x00\x00"  # fairseq's mmap .idx: magic, version <Q, dtype code <B, items <Q,
 INDEX_HEADER = 26  # then int32 sizes and int64 pointers (byte offsets into .bin), one per item
-ITEM_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 8, 7: 8, 8: 2, 9: 4, 10: 8}  # dtype code -> bytes
+ITEM_DTYPES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 6: np.float64,
+               7: np.float64, 8: np.uint16, 9: np.uint32, 10: np.uint64}  # .idx dtype codes
 
 
 class DatasetWriter:
@@ -288,7 +289,7 @@ def check_dataset(prefix) -> int:
         with open(idx, "rb") as f:
             header = f.read(INDEX_HEADER)
             if len(header) < INDEX_HEADER or header[:9] != INDEX_MAGIC \
-                    or header[17] not in ITEM_SIZES:
+                    or header[17] not in ITEM_DTYPES:
                 raise UserError(f"{idx} is not a fairseq index; {fix}")
             items = struct.unpack("<Q", header[18:26])[0]
             if os.fstat(f.fileno()).st_size != INDEX_HEADER + 12 * items:
@@ -300,13 +301,26 @@ def check_dataset(prefix) -> int:
                 last_size = struct.unpack("<i", f.read(4))[0]
                 f.seek(INDEX_HEADER + 4 * items + 8 * (items - 1))
                 last_pointer = struct.unpack("<q", f.read(8))[0]
-                expected = last_pointer + last_size * ITEM_SIZES[header[17]]
+                expected = last_pointer + last_size * np.dtype(ITEM_DTYPES[header[17]]).itemsize
     except OSError as e:
         raise UserError(f"cannot read {idx} ({e.strerror}); {fix}") from None
     if not os.path.isfile(bin_) or os.path.getsize(bin_) != expected:
         have = os.path.getsize(bin_) if os.path.isfile(bin_) else 0
         raise UserError(f"{bin_} has {have:,} bytes where its index says {expected:,}; {fix}")
     return items
+
+
+def most_frequent(prefix, limit: int = 1 << 26):
+    """``(dictionary index, share)`` of the most frequent token among the first ``limit`` of
+    the dataset ``prefix``: the masked-token accuracy of always guessing it, the unigram
+    baseline a masked LM has to beat. None for an empty dataset."""
+    with open(f"{prefix}.idx", "rb") as f:
+        dtype = ITEM_DTYPES[f.read(INDEX_HEADER)[17]]
+    if not os.path.getsize(f"{prefix}.bin"):
+        return None
+    tokens = np.memmap(f"{prefix}.bin", dtype=dtype, mode="r")[:limit]
+    counts = np.bincount(tokens)
+    return int(counts.argmax()), float(counts.max() / len(tokens))
 
 
 def with_eos(indices: np.ndarray, sizes: np.ndarray, eos: int):

@@ -14,9 +14,10 @@ This is the reading half of
 
 Reading rules:
 
-* Inputs are files, directories, or ``-`` (standard input, spooled to a temporary file since
-  it is read twice); a directory means every regular file below it, sorted by relative path,
-  skipping hidden files and directories (``.name``) and empty files.
+* Inputs are files, directories, ``-`` (standard input) or other streams (``/dev/stdin``,
+  ``<(zcat dump.gz)``), a stream spooled to a temporary file since inputs are read twice. A
+  directory means every regular file below it, sorted by relative path, skipping hidden files
+  and directories (``.name``) and empty files.
 * ``.gz``, ``.bz2``, ``.xz`` and ``.zst`` files are decompressed as they are read (streamed,
   never unpacked to disk); a truncated one is a UserError naming it.
 * ``.jsonl`` / ``.ndjson`` files (compressed or not) hold one document per line: a JSON object
@@ -38,6 +39,7 @@ A document is a non-empty list of non-empty paragraph strings.
 """
 import bz2
 import codecs
+import contextlib
 import fnmatch
 import gzip
 import io
@@ -82,7 +84,9 @@ def find_sources(paths: Sequence, include: Optional[str] = None, what: str = "in
     files named explicitly are always read. ``what`` names the inputs in error messages."""
     sources, seen = [], set()
     for given in paths:
-        path = _spool_stdin() if str(given) == STDIN else Path(given)
+        path = Path(given)
+        if str(given) == STDIN or _is_stream(path):
+            path = _spool(given)
         if not path.exists():
             raise UserError(f"{what} {given} does not exist; check the path")
         if path.is_dir():
@@ -106,17 +110,28 @@ def find_sources(paths: Sequence, include: Optional[str] = None, what: str = "in
     return sources
 
 
-_SPOOLED = []  # stdin's temporary copy, removed when the process ends
+_SPOOLED = {}  # stream -> its temporary copy, removed when the process ends
 
 
-def _spool_stdin() -> Path:
-    """Standard input copied to a temporary file (read more than once: counted, then encoded)."""
-    if not _SPOOLED:
-        tmp = tempfile.NamedTemporaryFile(prefix="roberta-cli-stdin-", suffix=".txt")
-        shutil.copyfileobj(sys.stdin.buffer, tmp, 1 << 20)
+def _is_stream(path: Path) -> bool:
+    """A pipe or terminal given as a file (``/dev/stdin``, ``<(zcat dump.gz)``)."""
+    try:
+        return path.is_fifo() or path.is_char_device()
+    except OSError:
+        return False
+
+
+def _spool(given) -> Path:
+    """Standard input (``-``) or another stream copied to a temporary file: the input is read
+    more than once (counted, then encoded), which a stream allows only once."""
+    key = str(given)
+    if key not in _SPOOLED:
+        tmp = tempfile.NamedTemporaryFile(prefix="roberta-cli-stream-", suffix=".txt")
+        with (contextlib.nullcontext(sys.stdin.buffer) if key == STDIN else open(key, "rb")) as f:
+            shutil.copyfileobj(f, tmp, 1 << 20)
         tmp.flush()
-        _SPOOLED.append(tmp)
-    return Path(_SPOOLED[0].name)
+        _SPOOLED[key] = tmp
+    return Path(_SPOOLED[key].name)
 
 
 def is_jsonl(path) -> bool:
