@@ -4,6 +4,7 @@ recipes (the paper's ablation experiments are in roberta_cli.experiments.paper):
 
     python -m roberta_cli.presets            # print the table
     python -m roberta_cli.presets size small # one row as shell assignments, for recipes
+    python -m roberta_cli.presets budget cpu-minutes
 
 Numbers are from Liu et al. 2019 (Appendix, Table 9) and fairseq's RoBERTa README unless the
 comment says otherwise.
@@ -63,6 +64,21 @@ BATCH_LR = {
 SIZE_LR = {  # the paper's final recipe per model size at 8K sequences
     "base": dict(lr=6e-4, warmup=24000),
     "large": dict(lr=4e-4, warmup=30000),
+}
+
+# Small budgets (roberta-train --budget NAME): pretraining that leaves the unigram plateau within
+# minutes on one CPU. NOT the paper's recipe where they differ: pre-LayerNorm (stable at a high
+# LR after a short warmup, as in Geiping & Goldstein 2022), no dropout (a few passes over the
+# data: nothing to regularize yet), 128-token sequences, and a learned byte-level BPE of `vocab`
+# symbols (roberta-preprocess text --bpe bytelevel --vocab-size; a 50K softmax is most of a tiny
+# model's compute). Chosen by measurement on a 2-core CPU: the runs compared are in
+# benchmarks/RESULTS.md, "Small budgets". `batch` is sequences per update; `minutes` the wall
+# time there.
+BUDGETS = {
+    "cpu-minutes": dict(size="tiny", vocab=8000, tokens=128, batch=32, lr=2e-3, warmup=60,
+                        updates=1600, pre_ln=True, dropout=0.0, minutes=3),
+    "cpu-hour": dict(size="small", vocab=8000, tokens=128, batch=64, lr=1e-3, warmup=200,
+                     updates=4000, pre_ln=True, dropout=0.0, minutes=60),
 }
 
 # Fine-tuning (fairseq's GLUE/RACE READMEs, the paper's Table 10): every task starts from these;
@@ -125,6 +141,13 @@ def size(name):
     return SIZES[name]
 
 
+def budget(name):
+    """The BUDGETS row for ``name``; a clear error naming the choices otherwise."""
+    if name not in BUDGETS:
+        raise KeyError(f"unknown budget {name!r}; choose one of: {', '.join(BUDGETS)}")
+    return BUDGETS[name]
+
+
 def lr_for_batch(total_batch, size_name=None):
     """Peak LR and warmup for a total batch size (sequences per update)."""
     if size_name in SIZE_LR and total_batch >= 8192:
@@ -134,14 +157,16 @@ def lr_for_batch(total_batch, size_name=None):
 
 
 def _main(argv):
-    if argv[:1] == ["size"] and len(argv) == 2:
-        for k, v in size(argv[1]).items():
+    if argv[:1] in (["size"], ["budget"]) and len(argv) == 2:
+        for k, v in (size if argv[0] == "size" else budget)(argv[1]).items():
             print(f"{k.upper()}={v}")
         return
     print("sizes:")
     for name, row in SIZES.items():
         print(f"  {name:7s} " + " ".join(f"{k}={v}" for k, v in row.items()))
     print("pretraining: " + " ".join(f"{k}={v}" for k, v in PRETRAIN.items()))
+    for name, row in BUDGETS.items():
+        print(f"budget {name}: " + " ".join(f"{k}={v}" for k, v in row.items()))
     print("lr by batch: " + " ".join(f"{b}:{r['lr']}/{r['warmup']}" for b, r in BATCH_LR.items()))
     print("fine-tuning: " + " ".join(f"{k}={v}" for k, v in FINETUNE.items()))
     for task in finetune_tasks():

@@ -19,7 +19,7 @@ import filecmp
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from roberta_cli import checkpoints, launch, presets
 from roberta_cli.data import bpe
@@ -29,6 +29,7 @@ from roberta_cli.data.corpus import require_documents
 from roberta_cli.errors import UserError
 
 RUN_SETTINGS = "roberta_train.json"
+BUDGET_DEVICE_BATCH = 32  # sequences per step of a --budget run; larger batches accumulate
 
 
 @dataclass
@@ -60,11 +61,19 @@ class Run:
     arch_flags: List[str] = field(default_factory=list)  # init_from's dimensions
     compile: bool = False
     distributed_port: int = -1
+    budget: Optional[str] = None  # a presets.BUDGETS name: pre-LN, its dropout
     note: Optional[str] = None  # what a person should know about where the run starts
 
     @property
     def total_batch(self):
         return self.batch_size * self.devices * self.update_freq
+
+    def budget_overrides(self) -> dict:
+        """What the budget changes in presets.PRETRAIN."""
+        if not self.budget:
+            return {}
+        dropout = presets.budget(self.budget)["dropout"]
+        return {"dropout": dropout, "attention_dropout": dropout}
 
     def argv(self) -> List[str]:
         """The fairseq-train command line."""
@@ -79,7 +88,8 @@ class Run:
                 "--mask-prob", str(p["mask_prob"]),
                 "--leave-unmasked-prob", str(p["leave_unmasked_prob"]),
                 "--random-token-prob", str(p["random_token_prob"]),
-                *launch.recipe_argv({**p, "lr": self.lr, "warmup_updates": self.warmup_updates,
+                *launch.recipe_argv({**p, **self.budget_overrides(), "lr": self.lr,
+                                     "warmup_updates": self.warmup_updates,
                                      "max_update": self.max_update}),
                 "--batch-size", str(self.batch_size), "--update-freq", str(self.update_freq),
                 *launch.run_argv(self.save_dir, self.seed, self.log_interval, self.device,
@@ -87,6 +97,8 @@ class Run:
                 "--skip-invalid-size-inputs-valid-test", "--no-epoch-checkpoints"]
         if self.valid_interval:  # not also at each epoch's end (fairseq still does at the last update)
             argv += ["--validate-interval", "1000000", "--save-interval", "1000000"]
+        if self.budget and presets.budget(self.budget)["pre_ln"]:
+            argv += ["--encoder-normalize-before"]
         if self.restore_file:
             argv += ["--restore-file", self.restore_file]
         if self.init_from:  # fairseq: its weights, then a fresh optimizer, schedule, step count,
@@ -99,16 +111,33 @@ class Run:
         return argv + launch.precision_flags(self.precision, self.device)[1]
 
 
-def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, batch_size=16,
+def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, batch_size=None,
          tokens_per_sample=None, input_format="full-sentences",
          sample_break_mode=presets.PRETRAIN["sample_break_mode"], masking="dynamic",
-         static_copies=presets.STATIC_COPIES, max_update=500000, lr=None, warmup_updates=None,
+         static_copies=presets.STATIC_COPIES, max_update=None, lr=None, warmup_updates=None,
          device="auto", precision="auto", restore_file=None, init_from=None, seed=1,
-         log_interval=10, valid_interval=0, compile=False, distributed_port=-1) -> Run:
+         log_interval=10, valid_interval=0, compile=False, distributed_port=-1,
+         budget=None) -> Run:
     """A checked Run; a UserError names the first problem. ``lr`` and ``warmup_updates``
     default to the paper's for the total batch size (warmup at most 10% of a short run).
     ``init_from`` (a model directory or checkpoint) gives the architecture and the starting
-    weights; ``size`` (default tiny) and ``arch`` are for runs from scratch."""
+    weights; ``size`` (default tiny) and ``arch`` are for runs from scratch. ``budget`` (a
+    presets.BUDGETS name) sets the defaults of a small-budget run instead of the paper's."""
+    if budget:
+        if init_from:
+            raise UserError("--budget trains a model from scratch; drop it with --init-from")
+        try:
+            b = presets.budget(budget)
+        except KeyError as e:
+            raise UserError(e.args[0]) from None
+        size = size or (None if arch else b["size"])
+        tokens_per_sample = tokens_per_sample or b["tokens"]
+        total_batch_size = total_batch_size or b["batch"]
+        batch_size = batch_size or min(b["batch"], BUDGET_DEVICE_BATCH)
+        max_update = max_update or b["updates"]
+        lr = lr or b["lr"]
+        warmup_updates = b["warmup"] if warmup_updates is None else warmup_updates
+    batch_size, max_update = batch_size or 16, max_update or 500000
     paths = check_data_bin(data)
     vocab_size = checkpoints.embedding_rows(os.path.join(paths[0], "dict.txt"))
     for path in paths:  # each shard is an epoch's data on its own
@@ -150,7 +179,7 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
                warmup_updates=warmup_updates, seed=seed, log_interval=log_interval,
                valid_interval=valid_interval, vocab_size=vocab_size, restore_file=restore_file,
                init_from=None if resume else init_from, arch_flags=arch_flags, compile=compile,
-               distributed_port=distributed_port, note=note)
+               distributed_port=distributed_port, budget=budget, note=note)
     if resume is not None or os.path.isfile(os.path.join(save_dir, checkpoints.LAST)):
         check_same_model(resume or os.path.join(save_dir, checkpoints.LAST), run)
     return run
@@ -167,20 +196,21 @@ def train(run: Run, extra=(), prog="roberta-train"):
     launch.train(argv, run.save_dir, prog=prog, total_updates=run.max_update)
 
 
-def unigram_baseline(run: Run) -> Optional[str]:
-    """What always guessing the validation split's most frequent token scores in masked-token
-    accuracy (``mlm_accuracy`` must climb well above it), as a phrase; None without tokens."""
-    found = most_frequent(os.path.join(run.data.split(":")[0], "valid"))
+def unigram_baseline(data) -> Optional[Tuple[float, str]]:
+    """(masked-token accuracy in %, the token as text) of always guessing the most frequent
+    token of the validation split of ``data`` (a data-bin, or a colon list of shards: the
+    first): ``mlm_accuracy`` must climb well above it. None without tokens."""
+    data = str(data).split(":")[0]
+    found = most_frequent(os.path.join(data, "valid"))
     if found is None:
         return None
     index, share = found
-    data = run.data.split(":")[0]
     symbol = checkpoints.model_symbols(os.path.join(data, "dict.txt"))[index]
     try:
         text = symbol if symbol.startswith("<") else bpe.encoder_from_dir(data).decode(symbol)
     except Exception:  # noqa: BLE001 (a BPE that cannot decode one symbol: show the symbol)
         text = symbol
-    return f"{100 * share:.2f}% (always {text.strip() or repr(text)!r})"
+    return 100 * share, text.strip() or repr(text)
 
 
 def default_save_dir(data):

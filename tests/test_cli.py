@@ -46,7 +46,7 @@ def test_every_help_has_examples(main, argv, prog, capsys):
 
 def test_help_shows_defaults_and_the_passthrough(capsys):
     text = help_of(train.main, [], capsys)
-    assert "(default: 500000)" in text and "(default: 16)" in text  # --max-update, --batch-size
+    assert "(default: 500000, or the budget's)" in text and "(default: 16;" in text  # --max-update, --batch-size
     assert "data [-- fairseq-train flags ...]" in text
     assert "roberta-train ablation --help" in text  # the subcommands are named
     assert "[-- fairseq-train flags ...]" in help_of(finetune.main, [], capsys)

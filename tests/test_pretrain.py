@@ -1,5 +1,8 @@
 """roberta_cli.pretrain: the fairseq-train command line of the paper's recipe."""
-from roberta_cli import pretrain
+import pytest
+
+from roberta_cli import presets, pretrain
+from roberta_cli.errors import UserError
 
 
 def test_fairseq_argv_carries_the_papers_recipe(wiki_bin):
@@ -16,3 +19,24 @@ def test_fairseq_argv_carries_the_papers_recipe(wiki_bin):
     run = pretrain.plan(str(wiki_bin), compile=True, device="cpu", precision="bf16")
     assert "--compile" in run.argv()  # rcli_mlm's
     assert run.argv()[-1] == "--autocast-bf16"
+
+
+def test_budget_sets_the_small_budget_defaults_and_flags_given_win(wiki_bin):
+    b = presets.budget("cpu-hour")
+    run = pretrain.plan(str(wiki_bin), budget="cpu-hour", device="cpu", precision="fp32")
+    argv = run.argv()
+    flags = dict(zip(argv[1::2], argv[2::2]))
+    assert run.arch == presets.size(b["size"])["arch"] and run.max_update == b["updates"]
+    assert run.total_batch == b["batch"] and run.batch_size == pretrain.BUDGET_DEVICE_BATCH
+    assert flags["--tokens-per-sample"] == str(b["tokens"]) and float(flags["--lr"]) == b["lr"]
+    assert flags["--warmup-updates"] == str(b["warmup"])
+    assert flags["--dropout"] == flags["--attention-dropout"] == str(b["dropout"])
+    assert "--encoder-normalize-before" in argv
+    run = pretrain.plan(str(wiki_bin), budget="cpu-minutes", size="small", lr=1e-4,
+                        max_update=10, warmup_updates=0, device="cpu", precision="fp32")
+    assert (run.arch, run.lr, run.max_update, run.warmup_updates) == ("rcli_small", 1e-4, 10, 0)
+    paper = pretrain.plan(str(wiki_bin), device="cpu", precision="fp32").argv()
+    assert "--encoder-normalize-before" not in paper
+    assert paper[paper.index("--dropout") + 1] == str(presets.PRETRAIN["dropout"])
+    with pytest.raises(UserError, match="unknown budget 'cpu-day'"):
+        pretrain.plan(str(wiki_bin), budget="cpu-day")

@@ -137,6 +137,7 @@ def test_two_process_gloo_equals_one_process_with_update_freq_2(wiki_bin, tmp_pa
     assert accumulated == per_update, (accumulated, per_update)  # 8 batches, 4 all-reduce rounds
 
 
+@pytest.mark.e2e
 def test_training_over_shards_reads_one_per_epoch(shared_data, tmp_path):
     """roberta-train on a sharded data-bin trains on shard0, shard1, shard2 in turn (the log
     names each); the run directory loads in the hub; shards with another dict.txt are refused."""

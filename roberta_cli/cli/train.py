@@ -28,6 +28,7 @@ fairseq command line), train_log.jsonl (every interval's numbers), train.log (fa
 and TensorBoard files in tb/."""
 EXAMPLES = """examples:
   roberta-train data-bin/books --size tiny --tokens-per-sample 128 --max-update 300
+  roberta-train data-bin/books --budget cpu-minutes    # leaves the unigram plateau in minutes
   roberta-train data-bin/books --size small --total-batch-size 2048 --batch-size 16 \\
       --max-update 125000 -- --max-tokens-valid 8192
   roberta-train data-bin/books-sentences --input-format segment-pair --masking static
@@ -56,15 +57,20 @@ def add_train_parser(commands):
     p.add_argument("--size", help=f"model size preset: {', '.join(presets.SIZES)} "
                                   "(python -m roberta_cli.presets; default: tiny)")
     p.add_argument("--arch", help="a fairseq architecture name instead of --size (e.g. roberta_base)")
+    p.add_argument("--budget", choices=list(presets.BUDGETS),
+                   help="a small budget's settings instead of the paper's: size, sequence length, "
+                        "batch, lr, warmup, updates, pre-LayerNorm, no dropout; flags given win "
+                        "(python -m roberta_cli.presets; data from --bpe bytelevel)")
     p.add_argument("--save-dir", help="run directory (default: checkpoints/<data name>)")
     p.add_argument("--total-batch-size", type=positive_int,
                    help="sequences per update over all devices; --update-freq is worked out "
                         "(default: per-device batch x devices, no accumulation)")
-    p.add_argument("--batch-size", type=positive_int, default=16,
-                   help="sequences per device per step")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="sequences per device per step (default: 16; with --budget, up to "
+                        f"{pretrain.BUDGET_DEVICE_BATCH})")
     p.add_argument("--tokens-per-sample", type=positive_int,
-                   help=f"tokens per sequence (default: {presets.PRETRAIN['tokens_per_sample']}, "
-                        "at most the --init-from model's positions)")
+                   help=f"tokens per sequence (default: {presets.PRETRAIN['tokens_per_sample']} "
+                        "or the budget's, at most the --init-from model's positions)")
     p.add_argument("--input-format", default="full-sentences", choices=list(presets.INPUT_FORMATS),
                    help="the paper's Table 2: full-sentences, doc-sentences (batches by tokens), "
                         "segment-pair and sentence-pair (with NSP)")
@@ -75,7 +81,8 @@ def add_train_parser(commands):
                    help="dynamic: a new mask each epoch; static: BERT's, the data copied "
                         "--static-copies times, each copy masked once")
     p.add_argument("--static-copies", type=positive_int, default=presets.STATIC_COPIES)
-    p.add_argument("--max-update", type=positive_int, default=500000, help="updates in all")
+    p.add_argument("--max-update", type=positive_int,
+                   help="updates in all (default: 500000, or the budget's)")
     p.add_argument("--lr", type=positive_float,
                    help="peak LR (default: by total batch size, Table 3)")
     p.add_argument("--warmup-updates", type=non_negative_int,
@@ -121,14 +128,18 @@ def print_plan(run: pretrain.Run):
              f"{run.masking} masking",
              f"{run.batch_size} x {run.devices} x {run.update_freq} = {run.total_batch} "
              f"sequences/update, {run.max_update:,} updates, peak lr {run.lr:g} after "
-             f"{run.warmup_updates:,} warmup updates",
+             f"{run.warmup_updates:,} warmup updates"
+             + (f"; budget {run.budget}: pre-LayerNorm, dropout "
+                f"{run.budget_overrides()['dropout']:g} (not the paper's recipe)"
+                if run.budget else ""),
              f"run directory {run.save_dir} (train_log.jsonl, train.log); "
              + (f"resumes from {run.restore_file}" if run.restore_file else
                 "resumes from its checkpoint_last.pt when there is one"
                 + (f", else starts from the weights of {run.init_from}" if run.init_from else ""))]
-    baseline = pretrain.unigram_baseline(run)
+    baseline = pretrain.unigram_baseline(run.data)
     if baseline:
-        lines.append(f"masked-token accuracy (mlm_accuracy) of the unigram baseline: {baseline}")
+        lines.append("masked-token accuracy (mlm_accuracy) of the unigram baseline: "
+                     f"{baseline[0]:.2f}% (always {baseline[1]!r})")
     for line in lines + ([run.note] if run.note else []):
         print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 

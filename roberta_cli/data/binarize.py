@@ -418,9 +418,14 @@ def plan_splits(inputs, valid=None, test=None, valid_fraction=0.0, test_fraction
     sources, counts, doc_bytes = scan(inputs, "input")
     chosen = corpus.split_documents(sum(counts), valid_fraction or 0.0, test_fraction or 0.0, seed)
     plans = {"train": SplitPlan(sources, counts, chosen["train"], doc_bytes=doc_bytes)}
+    trained = {os.path.realpath(src.path) for src in sources}
     for name, paths in (("valid", valid), ("test", test)):
         if paths:
             plans[name] = SplitPlan(*scan(paths, f"--{name}")[:2])
+            for src in plans[name].sources:  # held-out text must not be trained on
+                if os.path.realpath(src.path) in trained:
+                    raise UserError(f"--{name} {src.path} is also an input; move it out of the "
+                                    "input directories (or narrow them with --include)")
         elif len(chosen[name]):
             plans[name] = SplitPlan(sources, counts, chosen[name])
     return plans

@@ -1,0 +1,44 @@
+"""recipes/pretraining_payoff.sh end to end at a toy scale (four books, 20 updates, one seed),
+and its report (roberta_cli.experiments.payoff): the table, the curve, finished stages skipped."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import BIN, REPO
+from roberta_cli.experiments import payoff
+
+pytestmark = pytest.mark.e2e
+BOOKS = ("pg11.txt", "pg16.txt", "pg1260.txt", "pg863.txt")
+
+
+def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, tmp_path):
+    corpus = tmp_path / "books"
+    corpus.mkdir()
+    for name in BOOKS:
+        shutil.copyfile(shared_data / "gutenberg" / name, corpus / name)
+    run = tmp_path / "payoff"
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "SHARED": str(shared_data),
+           "CORPUS": str(corpus), "RUN": str(run), "BUDGET": "cpu-minutes", "POINTS": "10 20",
+           "TASKS": "SST-2", "SST2_ROWS": "200", "SEEDS": "1", "FT_EPOCHS": "1", "WORKERS": "1"}
+    recipe = ["bash", str(REPO / "recipes/pretraining_payoff.sh"), "--max-update", "20",
+              "--batch-size", "8", "--total-batch-size", "8", "--log-interval", "5"]
+    proc = subprocess.run(recipe, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stages = [line.split("\t")[0] for line in (run / "stage_seconds.tsv").read_text().splitlines()]
+    assert stages == ["preprocess", "pretrain", "data-SST-2", "finetune-SST-2-0",
+                      "finetune-SST-2-10", "finetune-SST-2-20"]
+    assert sorted(p.name for p in (run / "pretrained").glob("checkpoint_*_*.pt")) == \
+        ["checkpoint_1_10.pt", "checkpoint_1_20.pt"]  # every point kept
+    rows = [line for line in (run / "payoff.md").read_text().splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows[1:]] == ["| 0 (random init)", "| 10", "| 20"]
+    tokens = payoff.tokens_at(run, [0, 10, 20])
+    assert tokens[0] == 0 < tokens[10] < tokens[20] <= 20 * 8 * 128
+    scores = payoff.scores(run, "SST-2", [0, 10, 20])
+    assert sorted(scores) == [0, 10, 20] and all(40 <= s[0] <= 100 for s in scores.values())
+    assert f"{scores[20][0]:.1f} ({scores[20][0]:.1f})" in rows[-1]
+    assert (run / "payoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = subprocess.run(recipe, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "roberta-train" not in again.stderr  # nothing run again
+    assert (run / "stage_seconds.tsv").read_text().count("\n") == 6
