@@ -15,6 +15,7 @@ cd "$ROOT"
 
 SHARED=${SHARED:-$ROOT/../shared/data}
 CORPUS=${CORPUS:-$SHARED/gutenberg}          # text files or a directory of them
+INCLUDE=${INCLUDE:-'*.txt'}                  # the files read inside CORPUS directories
 GLUE_DIR=${GLUE_DIR:-$SHARED/glue}
 RUN=${RUN:-runs/payoff}
 BUDGET=${BUDGET:-cpu-hour}                   # presets.BUDGETS: size, vocabulary, schedule
@@ -37,7 +38,7 @@ stage() {  # stage NAME command...: run it unless NAME is done, and record its w
   printf '%s\t%s\n' "$name" $(( $(date +%s) - t0 )) >> "$times"
 }
 
-stage preprocess roberta-preprocess text "$CORPUS" --destdir "$RUN/bin" --bpe bytelevel \
+stage preprocess roberta-preprocess text "$CORPUS" --include "$INCLUDE" --destdir "$RUN/bin" --bpe bytelevel \
   --vocab-size "$VOCAB" --doc-boundary file --valid-fraction 0.02 --workers "$WORKERS" --force --quiet
 # a checkpoint at every point (checkpoint_E_U.pt), none deleted
 interval=$(python -c "import math, sys; print(math.gcd(*map(int, sys.argv[1:])))" $POINTS)

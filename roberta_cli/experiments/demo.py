@@ -21,6 +21,7 @@ from roberta_cli.train_log import read_jsonl
 EXAMPLES = ["She opened the <mask> and looked out at the garden.",
             "It was a dark and stormy <mask>.",
             "He did not know <mask> to say to her."]
+BLANK_LINE = re.compile(r"\n[ \t]*\n")  # WikiText's blank lines hold a space
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\u201c\"])")
 WORD = re.compile(r"(?<![\w\u2019'-])[A-Za-z]+(?![\w\u2019'-])")  # whole words, not "Mary's" parts
 
@@ -29,7 +30,7 @@ def held_out_sentences(path, count=5, seed=1, words=(8, 20)):
     """``count`` sentences of ``words`` words from the middle of a text file (past a book's
     front matter and licence), each with one word replaced by <mask>: [(masked, word)]."""
     with open(path, encoding="utf-8", errors="replace") as f:
-        paragraphs = [" ".join(p.split()) for p in f.read().split("\n\n")]
+        paragraphs = [" ".join(p.split()) for p in BLANK_LINE.split(f.read())]
     middle = paragraphs[len(paragraphs) // 10: len(paragraphs) * 9 // 10]
     sentences = [s for p in middle for s in SENTENCE_END.split(p)
                  if words[0] <= len(s.split()) <= words[1]]
@@ -56,9 +57,9 @@ def show_pretraining(run_dir, data, held_out=None, seconds=None):
               f"{valid[-1]['mlm_accuracy'] / share:.1f}x that (perplexity {valid[0]['ppl']:.0f} -> "
               f"{valid[-1]['ppl']:.0f})")
     model = hub.from_pretrained(run_dir)
-    pairs = held_out_sentences(held_out) if held_out else [(s, None) for s in EXAMPLES]
-    print(f"\nfill-mask on {'held-out sentences of ' + os.path.basename(held_out) if held_out else 'examples'}"
-          " (the hidden word, then the model's top 3):")
+    pairs = (held_out_sentences(held_out) if held_out else []) or [(s, None) for s in EXAMPLES]
+    source = f"held-out sentences of {os.path.basename(held_out)}" if pairs[0][1] else "examples"
+    print(f"\nfill-mask on {source} (the hidden word, then the model's top 3):")
     for (masked, word), cands in zip(pairs, model.fill_mask_batch([m for m, _ in pairs], topk=3)):
         print(f"  {masked}")
         answers = ", ".join(f"{w.strip()!r} {p:.2f}" for _, p, w in cands)
