@@ -28,13 +28,7 @@ DOC_BOUNDARY=${DOC_BOUNDARY:-auto}               # auto | blank-line | file (one
 INCLUDE=${INCLUDE-*.txt}                         # file-name glob inside directories; empty: all
 SEED=${SEED:-1}                                  # seed of the document split
 PREPROCESS=${PREPROCESS:-}                       # the roberta-preprocess to run
-if [[ -z "$PREPROCESS" ]]; then
-    if [[ -x "$ROOT/.venv/bin/roberta-preprocess" ]]; then
-        PREPROCESS="$ROOT/.venv/bin/roberta-preprocess"
-    else
-        PREPROCESS=roberta-preprocess
-    fi
-fi
+[[ -n "$PREPROCESS" ]] || { PREPROCESS="$ROOT/.venv/bin/roberta-preprocess"; [[ -x "$PREPROCESS" ]] || PREPROCESS=roberta-preprocess; }
 
 args=(text "$DATA" --destdir "$DESTDIR" --bpe "$BPE" --doc-boundary "$DOC_BOUNDARY" --seed "$SEED")
 if [[ -n "$WORKERS" ]]; then

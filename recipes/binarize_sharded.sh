@@ -34,13 +34,7 @@ INCLUDE=${INCLUDE-}                              # file-name glob inside directo
 JSONL_FIELD=${JSONL_FIELD:-text}                 # the text field of .jsonl records
 SEED=${SEED:-1}                                  # the document split (every job must agree)
 PREPROCESS=${PREPROCESS:-}                       # the roberta-preprocess to run
-if [[ -z "$PREPROCESS" ]]; then
-    if [[ -x "$ROOT/.venv/bin/roberta-preprocess" ]]; then
-        PREPROCESS="$ROOT/.venv/bin/roberta-preprocess"
-    else
-        PREPROCESS=roberta-preprocess
-    fi
-fi
+[[ -n "$PREPROCESS" ]] || { PREPROCESS="$ROOT/.venv/bin/roberta-preprocess"; [[ -x "$PREPROCESS" ]] || PREPROCESS=roberta-preprocess; }
 
 common=(--seed "$SEED" --jsonl-field "$JSONL_FIELD")
 [[ -n "$WORKERS" ]] && common+=(--workers "$WORKERS")

@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from statistics import median
 
 from roberta_cli import pretrain
 from roberta_cli.data.tasks import TASKS
@@ -41,12 +42,6 @@ def tokens_at(run, points):
         step, tokens = ([(s, t) for s, t in seen if s <= point] or [(0, 0.0)])[-1]
         out[point] = tokens + (point - step) * per_update
     return out
-
-
-def median(values):
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def table(run, tasks, points):
