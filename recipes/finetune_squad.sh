@@ -6,8 +6,8 @@
 #
 #   TRAIN=train-v1.1.json VALID=dev-v1.1.json MODEL=checkpoints/books recipes/finetune_squad.sh
 #   TRAIN=train-v2.0.json VALID=dev-v2.0.json MAX_LENGTH=512 recipes/finetune_squad.sh -- --precision fp16
-#   SPLIT_DEV=1 MODEL=checkpoints/demo recipes/finetune_squad.sh   # no train file: dev-v1.1.json
-#       split by article (40 articles to train, 8 to score), for a quick look
+#   TRAIN_ARTICLES=40 MODEL=checkpoints/demo recipes/finetune_squad.sh   # no train file: the
+#       first 40 articles of dev-v1.1.json train, the other 8 score (a quick look)
 #
 # Flags after `--` go to roberta-finetune (e.g. --max-update 200; fairseq flags after a
 # second `--`). MAX_LENGTH must not exceed the model's positions (roberta-train
@@ -15,12 +15,11 @@
 # hub.from_pretrained(SAVE_DIR/seed1) and answers questions: .answer(question, context).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PY=${PY:-python3}
 
 MODEL=${MODEL:-$ROOT/checkpoints/demo}               # roberta-train run dir (checkpoint_best.pt)
 TRAIN=${TRAIN:-}
 VALID=${VALID:-$ROOT/../shared/data/squad/dev-v1.1.json}
-SPLIT_DEV=${SPLIT_DEV:-0}
+TRAIN_ARTICLES=${TRAIN_ARTICLES:-}                   # instead of TRAIN: VALID's first N articles
 MAX_LENGTH=${MAX_LENGTH:-384}                        # tokens per window
 STRIDE=${STRIDE:-128}                                # context tokens between window starts
 VERSION=${VERSION:-auto}                             # auto | 1.1 | 2.0
@@ -34,24 +33,11 @@ SAVE_DIR=${SAVE_DIR:-$ROOT/checkpoints/finetune/squad-$(basename "$MODEL")}
 [ "${1:-}" = "--" ] && shift
 
 if [ ! -f "$DATA/manifest.json" ]; then
-  if [ "$SPLIT_DEV" = 1 ]; then
-    split=$(mktemp -d)
-    trap 'rm -rf "$split"' EXIT
-    "$PY" - "$VALID" "$split" <<'PYEOF'
-import json, sys
-d = json.load(open(sys.argv[1], encoding="utf-8"))
-for name, arts in (("train", d["data"][:40]), ("valid", d["data"][40:])):
-    json.dump({"version": d.get("version", "1.1"), "data": arts},
-              open(f"{sys.argv[2]}/{name}.json", "w", encoding="utf-8"))
-PYEOF
-    TRAIN=$split/train.json
-    VALID=$split/valid.json
-  fi
-  if [ -z "$TRAIN" ]; then
-    echo "finetune_squad.sh: error: set TRAIN=train-v1.1.json (or SPLIT_DEV=1 to split VALID by article)" >&2
+  if [ -z "$TRAIN$TRAIN_ARTICLES" ]; then
+    echo "finetune_squad.sh: error: set TRAIN=train-v1.1.json (or TRAIN_ARTICLES=40 to split VALID by article)" >&2
     exit 2
   fi
-  roberta-preprocess squad --train "$TRAIN" --valid "$VALID" --bpe-from "$MODEL" --destdir "$DATA" \
+  roberta-preprocess squad ${TRAIN:+--train "$TRAIN"} ${TRAIN_ARTICLES:+--train-articles "$TRAIN_ARTICLES"} --valid "$VALID" --bpe-from "$MODEL" --destdir "$DATA" \
     --max-length "$MAX_LENGTH" --stride "$STRIDE" --version "$VERSION"
 fi
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Does an hour of CPU pretraining pay off? Pretrain with `roberta-train --budget cpu-hour` on the
 # shared books, keep a checkpoint at each of POINTS, fine-tune each (and the same architecture
-# from random initialization) on SST-2 with ROWS labelled rows and on MRPC, SEEDS seeds each,
-# then write RUN/payoff.md (medians, seed ranges, wall time of each stage) and RUN/payoff.png
-# (dev score against tokens seen). Finished stages are skipped when run again.
+# from random initialization) on SST-2 with SST2_ROWS labelled rows and on MRPC, SEEDS seeds
+# each, probe each model's frozen features with a logistic regression, then write RUN/payoff.md
+# (medians, seed ranges, probe accuracies, wall time of each stage) and RUN/payoff.png (dev
+# score against tokens seen). Finished stages are skipped when run again.
 #
 #   recipes/pretraining_payoff.sh                             # ~2 hours on 2 CPU cores
 #   SEEDS=1 POINTS="1000 4000" TASKS=SST-2 recipes/pretraining_payoff.sh
 #   BUDGET=cpu-minutes RUN=runs/payoff-minutes recipes/pretraining_payoff.sh
-#   SST2_ROWS=0 recipes/pretraining_payoff.sh                # all 67K SST-2 rows (hours more)
+#   SST2_ROWS=0 FT_LR=1e-4 FT_EPOCHS=2 TASKS=SST-2 recipes/pretraining_payoff.sh   # all 67K rows,
+#       in the same RUN beside the 1,000-row runs (~10 min per arm and seed)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -46,24 +48,37 @@ stage pretrain roberta-train "$RUN/bin" --budget "$BUDGET" --save-dir "$RUN/pret
   --valid-interval "$interval" --log-interval 100 "$@" -- --keep-interval-updates -1 \
   --max-valid-steps 40 > "$RUN/pretrain.log" 2>&1
 
-finetune() {  # finetune TASK DATA POINT
-  local task=$1 data=$2 point=$3 model scratch=()
+finetune() {  # finetune TASK NAME POINT: the task's data in RUN/NAME, runs in RUN/ft/NAME-POINT
+  local task=$1 name=$2 point=$3 model scratch=()
   if [ "$point" = 0 ]; then
     model="$RUN/pretrained"; scratch=(--from-scratch)
   else
     model=$(ls "$RUN"/pretrained/checkpoint_*_"$point".pt)
   fi
-  roberta-finetune --task "$task" --model "$model" --data "$data" --save-dir "$RUN/ft/$task-$point" \
+  roberta-finetune --task "$task" --model "$model" --data "$RUN/$name" --save-dir "$RUN/ft/$name-$point" \
     --seeds "$SEEDS" --epochs "$FT_EPOCHS" --lr "$FT_LR" "${scratch[@]}" \
-    > "$RUN/ft/$task-$point.log" 2>&1
+    > "$RUN/ft/$name-$point.log" 2>&1
 }
-mkdir -p "$RUN/ft"
+probe() {  # probe NAME POINT: a logistic regression on the frozen features, RUN/probe/NAME-POINT.json
+  local name=$1 point=$2 model random=()
+  if [ "$point" = 0 ]; then
+    model="$RUN/pretrained"; random=(--random)
+  else
+    model=$(ls "$RUN"/pretrained/checkpoint_*_"$point".pt)
+  fi
+  python -m roberta_cli.experiments.probe "$model" "$RUN/$name" "${random[@]}" \
+    --json "$RUN/probe/$name-$point.json"
+}
+mkdir -p "$RUN/ft" "$RUN/probe"
 for task in $TASKS; do
-  limit=(); [ "$task" = SST-2 ] && [ "$SST2_ROWS" != 0 ] && limit=(--limit "$SST2_ROWS")
-  stage "data-$task" roberta-preprocess glue --task "$task" --glue-dir "$GLUE_DIR" \
-    --bpe-from "$RUN/bin" --destdir "$RUN/$task" "${limit[@]}" --force --quiet
+  rows=0; [ "$task" = SST-2 ] && rows=$SST2_ROWS
+  name=$task; [ "$rows" != 0 ] && name=$task-${rows}rows   # e.g. SST-2-1000rows; all rows: SST-2
+  limit=(); [ "$rows" != 0 ] && limit=(--limit "$rows")
+  stage "data-$name" roberta-preprocess glue --task "$task" --glue-dir "$GLUE_DIR" \
+    --bpe-from "$RUN/bin" --destdir "$RUN/$name" "${limit[@]}" --force --quiet
   for point in 0 $POINTS; do
-    stage "finetune-$task-$point" finetune "$task" "$RUN/$task" "$point"
+    stage "probe-$name-$point" probe "$name" "$point"
+    stage "finetune-$name-$point" finetune "$task" "$name" "$point"
   done
 done
-python -m roberta_cli.experiments.payoff "$RUN" --tasks $TASKS --points 0 $POINTS
+python -m roberta_cli.experiments.payoff "$RUN"

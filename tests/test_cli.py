@@ -8,6 +8,7 @@ import pytest
 
 from conftest import BIN
 from roberta_cli import __main__ as entry
+from roberta_cli import presets
 from roberta_cli.cli import convert, finetune, preprocess, train
 
 COMMANDS = [  # (main, argv before --help, prog shown in the usage line)
@@ -103,3 +104,10 @@ def test_python_dash_m_runs_the_commands():
     proc = subprocess.run([sys.executable, "-m", "roberta_cli", "train", "--help"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.startswith("usage: roberta-train ")
+
+
+def test_the_plan_names_what_a_budget_changes(monkeypatch):
+    assert train.budget_note("cpu-minutes") == "pre-LayerNorm, dropout 0 (not the paper's recipe)"
+    post_ln = {**presets.BUDGETS["cpu-hour"], "pre_ln": False, "dropout": 0.1}
+    monkeypatch.setitem(presets.BUDGETS, "cpu-hour", post_ln)
+    assert train.budget_note("cpu-hour") == "dropout 0.1 (not the paper's recipe)"

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import BIN, REPO
 from roberta_cli.experiments import payoff
+from roberta_cli.train_log import read_jsonl
 
 pytestmark = pytest.mark.e2e
 BOOKS = ("pg11.txt", "pg16.txt", "pg1260.txt", "pg863.txt")
@@ -27,18 +28,22 @@ def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, 
     proc = subprocess.run(recipe, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     stages = [line.split("\t")[0] for line in (run / "stage_seconds.tsv").read_text().splitlines()]
-    assert stages == ["preprocess", "pretrain", "data-SST-2", "finetune-SST-2-0",
-                      "finetune-SST-2-10", "finetune-SST-2-20"]
+    assert stages == ["preprocess", "pretrain", "data-SST-2-200rows"] + [
+        f"{stage}-SST-2-200rows-{point}" for point in (0, 10, 20) for stage in ("probe", "finetune")]
     assert sorted(p.name for p in (run / "pretrained").glob("checkpoint_*_*.pt")) == \
         ["checkpoint_1_10.pt", "checkpoint_1_20.pt"]  # every point kept
     rows = [line for line in (run / "payoff.md").read_text().splitlines() if line.startswith("| ")]
     assert [r.split(" | ")[0] for r in rows[1:]] == ["| 0 (random init)", "| 10", "| 20"]
-    tokens = payoff.tokens_at(run, [0, 10, 20])
+    tokens = payoff.tokens_at(run, read_jsonl(run / "pretrained" / "train_log.jsonl"), [0, 10, 20])
     assert tokens[0] == 0 < tokens[10] < tokens[20] <= 20 * 8 * 128
-    scores = payoff.scores(run, "SST-2", [0, 10, 20])
+    assert "SST-2 (200 rows) dev accuracy" in rows[0]
+    scores = payoff.results(run)["SST-2-200rows"]
     assert sorted(scores) == [0, 10, 20] and all(40 <= s[0] <= 100 for s in scores.values())
     assert f"{scores[20][0]:.1f} ({scores[20][0]:.1f})" in rows[-1]
+    probed = payoff.probes(run)["SST-2-200rows"]
+    assert sorted(probed) == [0, 10, 20] and all(0 <= a <= 100 for a in probed.values())
+    assert "probe of frozen features" in rows[0] and rows[-1].endswith(f"| {probed[20]:.1f} |")
     assert (run / "payoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = subprocess.run(recipe, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "roberta-train" not in again.stderr  # nothing run again
-    assert (run / "stage_seconds.tsv").read_text().count("\n") == 6
+    assert (run / "stage_seconds.tsv").read_text().count("\n") == 9

@@ -346,6 +346,31 @@ def test_preprocess_layout_and_manifest(squad_files, model_dir, tmp_path):
 
 
 @pytest.mark.e2e
+def test_train_articles_splits_one_file_by_article(shared_data, model_dir, tmp_path):
+    dev_articles = dev_json(shared_data)["data"][:3]
+    source = write(tmp_path / "three.json",  # three articles, 20 questions each
+                   {"data": [subset([a], 20)["data"][0] for a in dev_articles]})
+    articles = json.loads(source.read_text())["data"]
+    first = {qa["id"] for p in articles[0]["paragraphs"] for qa in p["qas"]}
+    out = tmp_path / "look"
+    run_cli("roberta-preprocess", "squad", "--valid", source, "--train-articles",
+            "1", "--bpe-from", model_dir, "--destdir", out, "--max-length", "128", "--quiet")
+    train, valid = (sq.load_split(out, s).data for s in ("train", "valid"))
+    assert {q.id for q in train.questions} == first  # the first article trains
+    assert not first & {q.id for q in valid.questions}  # the rest score, none of them twice
+    assert len(train.questions) + len(valid.questions) == sum(
+        len(p["qas"]) for a in articles for p in a["paragraphs"])
+    proc = run_cli("roberta-preprocess", "squad", "--valid", source,
+                   "--train-articles", str(len(articles)), "--bpe-from", model_dir, "--destdir",
+                   tmp_path / "none", check=False)
+    assert_user_error(proc, "roberta-preprocess", f"has {len(articles)} articles")
+    proc = run_cli("roberta-preprocess", "squad", "--valid", source,
+                   "--bpe-from", model_dir, "--destdir", tmp_path / "none", check=False)
+    assert_user_error(proc, "roberta-preprocess", "--train-articles")
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.e2e
 def test_preprocess_errors(squad_files, model_dir, shared_data, tmp_path):
     def run(*args, train=squad_files["train"], bpe_from=model_dir):
         return run_cli("roberta-preprocess", "squad", "--train", train, "--valid",

@@ -23,7 +23,9 @@ EXAMPLES = """examples:
   roberta-preprocess squad --train train-v1.1.json --valid dev-v1.1.json \\
       --bpe-from checkpoints/books --destdir data-bin/squad1
   roberta-preprocess squad --train train-v2.0.json --valid dev-v2.0.json --max-length 512 \\
-      --bpe-from checkpoints/books --destdir data-bin/squad2"""
+      --bpe-from checkpoints/books --destdir data-bin/squad2
+  roberta-preprocess squad --valid dev-v1.1.json --train-articles 40 \\
+      --bpe-from checkpoints/demo --destdir data-bin/squad-look"""
 
 
 def add_parser(commands):
@@ -31,8 +33,11 @@ def add_parser(commands):
     p = commands.add_parser("squad", help="SQuAD JSON -> extractive QA data",
                             description=DESCRIPTION, epilog=EXAMPLES)
     p.set_defaults(run=run)
-    p.add_argument("--train", required=True, type=Path, metavar="FILE",
-                   help="SQuAD training file (.json)")
+    p.add_argument("--train", type=Path, metavar="FILE",
+                   help="SQuAD training file (.json); required unless --train-articles")
+    p.add_argument("--train-articles", type=positive_int, metavar="N",
+                   help="no training file: train on the first N articles of --valid and "
+                        "score the rest (a quick look with the dev file alone)")
     p.add_argument("--valid", required=True, type=Path, metavar="FILE",
                    help="SQuAD dev file (.json), scored with EM/F1 after fine-tuning")
     p.add_argument("--bpe-from", required=True, type=Path, metavar="MODEL_DIR",
@@ -67,9 +72,15 @@ def print_summary(manifest, destdir, seconds):
 def run(args):
     if args.max_length < 8:
         raise UserError(f"--max-length {args.max_length} is too small; use e.g. 384")
+    if (args.train is None) == (args.train_articles is None):
+        raise UserError("pass --train FILE, or --train-articles N to split --valid by article")
+    sources = {"train": args.train, "valid": args.valid}
+    if args.train_articles:
+        sources = {"train": (args.valid, slice(0, args.train_articles)),
+                   "valid": (args.valid, slice(args.train_articles, None))}
     started = time.time()
     progress = None if args.quiet else (lambda m: print(f"{PROG}: {m}", flush=True))
-    manifest = sq.build(args.destdir, {"train": args.train, "valid": args.valid}, args.bpe_from,
+    manifest = sq.build(args.destdir, sources, args.bpe_from,
                         max_length=args.max_length, stride=args.stride,
                         max_question_length=args.max_question_length, version=args.version,
                         force=args.force, progress=progress)

@@ -116,6 +116,13 @@ def run(o, passthrough):
         pretrain.train(plan, passthrough, prog=PROG)
 
 
+def budget_note(name):
+    """How a budget's row departs from the paper's recipe, in words."""
+    row = presets.budget(name)
+    return ("pre-LayerNorm, " if row["pre_ln"] else "") + f"dropout {row['dropout']:g} " \
+        "(not the paper's recipe)"
+
+
 def print_plan(run: pretrain.Run):
     flags = run.arch_flags
     shape = {k: flags[flags.index(f) + 1] for k, f in (("layers", "--encoder-layers"),
@@ -129,9 +136,7 @@ def print_plan(run: pretrain.Run):
              f"{run.batch_size} x {run.devices} x {run.update_freq} = {run.total_batch} "
              f"sequences/update, {run.max_update:,} updates, peak lr {run.lr:g} after "
              f"{run.warmup_updates:,} warmup updates"
-             + (f"; budget {run.budget}: pre-LayerNorm, dropout "
-                f"{run.budget_overrides()['dropout']:g} (not the paper's recipe)"
-                if run.budget else ""),
+             + (f"; budget {run.budget}: {budget_note(run.budget)}" if run.budget else ""),
              f"run directory {run.save_dir} (train_log.jsonl, train.log); "
              + (f"resumes from {run.restore_file}" if run.restore_file else
                 "resumes from its checkpoint_last.pt when there is one"

@@ -100,10 +100,11 @@ def _get(obj, key, kind, path, where):
     return value
 
 
-def read_squad(path, version: str = "auto") -> SquadSet:
-    """Read and validate a SQuAD JSON file. ``version``: "auto" (2.0 when any question has
-    ``is_impossible`` or the file's version says 2), "1.1" or "2.0". Every answer must be
-    the context's text at its ``answer_start``."""
+def read_squad(path, version: str = "auto", articles: slice = slice(None)) -> SquadSet:
+    """Read and validate a SQuAD JSON file (only ``articles`` of its articles, e.g.
+    ``slice(0, 40)``). ``version``: "auto" (2.0 when any question has ``is_impossible`` or the
+    file's version says 2), "1.1" or "2.0". Every answer must be the context's text at its
+    ``answer_start``."""
     if version not in ("auto",) + VERSIONS:
         raise UserError(f"unknown SQuAD version {version!r}; use auto, 1.1 or 2.0")
     path = Path(path)
@@ -115,9 +116,13 @@ def read_squad(path, version: str = "auto") -> SquadSet:
         raise UserError(f"{path} is not UTF-8 ({e}); SQuAD files are UTF-8 JSON") from None
     except ValueError as e:
         raise UserError(f"{path} is not valid JSON ({e}); pass a SQuAD .json file") from None
-    articles = _get(raw, "data", list, path, "the top-level object")
+    every = _get(raw, "data", list, path, "the top-level object")
+    chosen, part = every[articles], f"{articles.start or 0}:{articles.stop or ''}"
+    if articles != slice(None) and not chosen:
+        raise UserError(f"{path} has {len(every)} articles, none in {part}; pass "
+                        f"--train-articles below {len(every)}")
     has_impossible = any(isinstance(q, dict) and "is_impossible" in q
-                         for a in articles if isinstance(a, dict)
+                         for a in every if isinstance(a, dict)
                          for p in a.get("paragraphs", []) if isinstance(p, dict)
                          for q in p.get("qas", []))
     if version == "auto":
@@ -125,7 +130,7 @@ def read_squad(path, version: str = "auto") -> SquadSet:
         version = "2.0" if has_impossible or file_version.startswith("2") else "1.1"
 
     out, seen = SquadSet(version, source=str(path)), set()
-    for a_i, article in enumerate(articles):
+    for a_i, article in enumerate(chosen, articles.start or 0):
         where = f"article {a_i}"
         for p_i, para in enumerate(_get(article, "paragraphs", list, path, where)):
             where = f"article {a_i} paragraph {p_i}"
@@ -142,6 +147,8 @@ def read_squad(path, version: str = "auto") -> SquadSet:
                 out.questions.append(q)
     if not out.questions:
         raise UserError(f"{path} has no questions; pass a SQuAD file with data")
+    if articles != slice(None):
+        out.source = f"{path} (articles {part})"
     return out
 
 
@@ -517,9 +524,10 @@ def load_split(data_dir, split: str) -> StoredSplit:
 def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX_LENGTH,
           stride=DEFAULT_STRIDE, max_question_length=DEFAULT_MAX_QUESTION_LENGTH,
           version="auto", force=False, progress=None) -> dict:
-    """Read, window and binarize ``sources`` ({"train": path, "valid": path}) with the BPE and
-    dict.txt of ``model_dir`` into ``destdir``; returns the manifest. ``version`` auto: 2.0
-    when any file has unanswerable questions. Nothing is left behind when it fails."""
+    """Read, window and binarize ``sources`` ({"train": path, "valid": path}; a value may also
+    be (path, slice of its articles)) with the BPE and dict.txt of ``model_dir`` into
+    ``destdir``; returns the manifest. ``version`` auto: 2.0 when any file has unanswerable
+    questions. Nothing is left behind when it fails."""
     progress = progress or (lambda message: None)
     destdir = Path(destdir)
     binarize.check_destdir(destdir, force)
@@ -530,9 +538,10 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
         raise UserError(f"--bpe-from {model_dir} uses the {model.bpe} BPE; SQuAD needs a "
                         "byte-level BPE (gpt2 or bytelevel) for character offsets")
     sets = {}
-    for split, path in sources.items():
-        progress(f"reading {split}: {path}")
-        sets[split] = read_squad(path, version)
+    for split, source in sources.items():
+        path, articles = source if isinstance(source, tuple) else (source, slice(None))
+        sets[split] = read_squad(path, version, articles)
+        progress(f"read {split}: {sets[split].source}")
     if version == "auto":
         version = max(d.version for d in sets.values())
     for d in sets.values():

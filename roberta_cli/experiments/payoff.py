@@ -1,11 +1,14 @@
-"""The report of recipes/pretraining_payoff.sh: for each task, the dev score (median and range
-over seeds) of fine-tuning from random initialization (point 0) and from each pretraining
-checkpoint, against the pretraining tokens seen; RUN/payoff.md and RUN/payoff.png.
+"""The report of recipes/pretraining_payoff.sh: for each fine-tuning set (a task, with a row
+limit or all rows), the dev score (median and range over seeds) of fine-tuning from random
+initialization (point 0) and from each pretraining checkpoint, and the dev accuracy of a linear
+probe of each model's frozen features, against the pretraining tokens seen; RUN/payoff.md and
+RUN/payoff.png. It reports every RUN/ft/NAME-POINT/results.json and RUN/probe/NAME-POINT.json.
 
-    python -m roberta_cli.experiments.payoff runs/payoff --tasks SST-2 MRPC --points 0 1000 2000 4000
+    python -m roberta_cli.experiments.payoff runs/payoff
 """
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from statistics import median
@@ -15,23 +18,47 @@ from roberta_cli.data.tasks import TASKS
 from roberta_cli.experiments.ablations import tokens_seen
 from roberta_cli.train_log import read_jsonl
 
+# NAME-POINT: SST-2-1000rows-4000 (1,000 rows, checkpoint at update 4,000), MRPC-0 (random init)
+RUN_NAME = re.compile(r"(?P<task>.+?)(?:-(?P<rows>\d+)rows)?-(?P<point>\d+)$")
 
-def scores(run, task, points):
-    """{point: [score per seed]} of the task's metric on its dev set."""
-    metric = TASKS[task].metric
+
+def results(run):
+    """{name: {point: [score per seed]}} of every finished fine-tuning run under RUN/ft, the
+    score being the task's metric on its dev set; name is the task, or TASK-<N>rows."""
     out = {}
-    for point in points:
-        path = Path(run, "ft", f"{task}-{point}", "results.json")
-        if path.is_file():
-            seeds = json.loads(path.read_text())["seeds"].values()
-            out[point] = [s["valid"][metric] for s in seeds]
+    for path in sorted(Path(run, "ft").glob("*/results.json")):
+        m = RUN_NAME.match(path.parent.name)
+        if not m or m["task"] not in TASKS:
+            continue
+        seeds = json.loads(path.read_text())["seeds"].values()
+        name = path.parent.name.rsplit("-", 1)[0]
+        out.setdefault(name, {})[int(m["point"])] = [s["valid"][TASKS[m["task"]].metric]
+                                                      for s in seeds]
     return out
 
 
-def tokens_at(run, points):
+def probes(run):
+    """{name: {point: probe dev accuracy}} of every RUN/probe/NAME-POINT.json."""
+    out = {}
+    for path in sorted(Path(run, "probe").glob("*.json")):
+        m = RUN_NAME.match(path.stem)
+        if m and m["task"] in TASKS:
+            name = path.stem.rsplit("-", 1)[0]
+            out.setdefault(name, {})[int(m["point"])] = json.loads(path.read_text())["accuracy"]
+    return out
+
+
+def header(name, metric=None):
+    """"SST-2 (1,000 rows) dev accuracy" for SST-2-1000rows (the task's metric by default)."""
+    m = RUN_NAME.match(f"{name}-0")
+    rows = f" ({int(m['rows']):,} rows)" if m["rows"] else ""
+    return f"{m['task']}{rows} dev {metric or TASKS[m['task']].metric}"
+
+
+def tokens_at(run, log, points):
     """{point: pretraining tokens seen at that update} (0 for random initialization): the
     logged tokens per update (fairseq's wpb) summed, and their mean past the last log line."""
-    seen = tokens_seen(read_jsonl(Path(run, "pretrained", "train_log.jsonl")))
+    seen = tokens_seen(log)
     if seen:
         per_update = seen[-1][1] / seen[-1][0]
     else:  # no log line yet: full blocks, an upper bound
@@ -44,40 +71,45 @@ def tokens_at(run, points):
     return out
 
 
-def table(run, tasks, points):
-    tokens = tokens_at(run, points)
-    valid = {r["step"]: r for r in read_jsonl(Path(run, "pretrained", "train_log.jsonl"), tag="valid")}
+def table(run):
+    per_name, probed = results(run), probes(run)
+    points = sorted({0, *(p for d in (per_name, probed) for by in d.values() for p in by)})
+    log = read_jsonl(Path(run, "pretrained", "train_log.jsonl"))
+    tokens = tokens_at(run, log, points)
+    valid = {r["step"]: r for r in log if r["tag"] == "valid"}
     baseline = pretrain.unigram_baseline(Path(run, "bin"))
     lines = ["| pretraining updates | tokens seen | held-out mlm_accuracy | "
-             + " | ".join(f"{t} dev {TASKS[t].metric} (median; seeds)" for t in tasks) + " |",
-             "|---" * (3 + len(tasks)) + "|"]
-    per_task = {t: scores(run, t, points) for t in tasks}
+             + " | ".join(f"{header(n)} (median; seeds)" for n in per_name)
+             + "".join(f" | {header(n, 'accuracy')}, probe of frozen features" for n in probed)
+             + " |",
+             "|---" * (3 + len(per_name) + len(probed)) + "|"]
     for point in points:
         acc = (f"{valid[point]['mlm_accuracy']:.1f}%" if point in valid else
                f"{baseline[0]:.1f}% (unigram)" if baseline and not point else "-")
         cells = [f"{median(s):.1f} ({', '.join(f'{v:.1f}' for v in s)})" if s else "-"
-                 for s in (per_task[t].get(point) for t in tasks)]
+                 for s in (by_point.get(point) for by_point in per_name.values())]
+        cells += [f"{by[point]:.1f}" if point in by else "-" for by in probed.values()]
         name = "0 (random init)" if not point else f"{point:,}"
         lines.append(f"| {name} | {tokens[point] / 1e6:.1f}M | {acc} | " + " | ".join(cells) + " |")
     times = Path(run, "stage_seconds.tsv")
     if times.is_file():
         stages = [line.split("\t") for line in times.read_text().splitlines() if line]
         lines += ["", "wall time: " + ", ".join(f"{name} {int(s) / 60:.1f} min" for name, s in stages)]
-    return "\n".join(lines), per_task, tokens
+    return "\n".join(lines), per_name, tokens
 
 
-def plot(path, per_task, tokens):
+def plot(path, per_name, tokens):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (task, by_point) in enumerate(per_task.items()):
+    for i, (name, by_point) in enumerate(per_name.items()):
         points = sorted(by_point)
         x = [tokens[p] / 1e6 for p in points]
         ax.plot(x, [median(by_point[p]) for p in points], marker="o", color=f"C{i}",
-                label=f"{task} ({TASKS[task].metric})")
+                label=header(name).replace(" dev ", ": "))
         for xi, p in zip(x, points):
             ax.vlines(xi, min(by_point[p]), max(by_point[p]), color=f"C{i}", alpha=0.5)
     ax.set_xlabel("pretraining tokens seen (millions; 0 = random initialization)")
@@ -91,13 +123,11 @@ def plot(path, per_task, tokens):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m roberta_cli.experiments.payoff",
                                 description="table and curve of recipes/pretraining_payoff.sh")
-    p.add_argument("run")
-    p.add_argument("--tasks", nargs="+", required=True)
-    p.add_argument("--points", nargs="+", type=int, required=True)
+    p.add_argument("run", help="the recipe's RUN directory")
     o = p.parse_args(argv)
-    text, per_task, tokens = table(o.run, o.tasks, o.points)
+    text, per_name, tokens = table(o.run)
     Path(o.run, "payoff.md").write_text(text + "\n")
-    plot(Path(o.run, "payoff.png"), per_task, tokens)
+    plot(Path(o.run, "payoff.png"), per_name, tokens)
     print(text)
     print(f"\nwrote {Path(o.run, 'payoff.md')} and {Path(o.run, 'payoff.png')}", file=sys.stderr)
 

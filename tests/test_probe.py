@@ -1,0 +1,41 @@
+"""roberta_cli.experiments.probe: the logistic regression learns what is there and nothing else;
+the probe of a real model on real SST-2 rows, with its weights and with random ones."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+from finetune_runs import glue_data
+from roberta_cli.errors import UserError
+from roberta_cli.experiments import probe
+
+
+def test_fit_finds_a_separating_direction_and_no_more():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 16, generator=g) * torch.linspace(0.5, 5, 16)  # unequal scales
+    y = (x[:, 3] > 0).long()  # a small-scale feature decides
+    predict = probe.fit(x[:400], y[:400], 2)
+    assert (predict(x[400:]) == y[400:]).double().mean() > 0.85  # chance: 0.5
+    noise = torch.randint(0, 2, (600,), generator=g)  # labels unrelated to x
+    guess = probe.fit(x[:400], noise[:400], 2)
+    assert abs((guess(x[400:]) == noise[400:]).double().mean().item() - 0.5) < 0.12
+
+
+@pytest.mark.e2e
+def test_probe_of_a_real_model_and_of_random_weights(tiny_run, shared_data, tmp_path_factory):
+    data = glue_data("SST-2", 200, tiny_run, shared_data, tmp_path_factory)
+    trained = probe.probe(str(tiny_run), data)
+    assert (trained["train_rows"], trained["valid_rows"]) == (200, 200)
+    assert 30 <= trained["majority"] <= 70 and 0 <= trained["accuracy"] <= 100
+    random = probe.probe(str(tiny_run / "checkpoint_best.pt"), data, random=True)
+    assert random["accuracy"] != trained["accuracy"]  # other weights, other features
+    proc = subprocess.run([sys.executable, "-m", "roberta_cli.experiments.probe", str(tiny_run),
+                           str(data), "--random"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"probe {tiny_run} (random weights): dev accuracy "
+                                  f"{random['accuracy']:.1f}")
+    regression = glue_data("STS-B", 32, tiny_run, shared_data, tmp_path_factory)
+    with pytest.raises(UserError, match="needs a classification task"):
+        probe.probe(str(tiny_run), regression)
