@@ -22,30 +22,28 @@ from roberta_cli.train_log import read_jsonl
 RUN_NAME = re.compile(r"(?P<task>.+?)(?:-(?P<rows>\d+)rows)?-(?P<point>\d+)$")
 
 
+def _collect(paths, name_of, value):
+    """{name: {point: value(json, task)}} of the files whose name_of(path) is NAME-POINT."""
+    out = {}
+    for path in paths:
+        m = RUN_NAME.match(name_of(path))
+        if m and m["task"] in TASKS:
+            name = name_of(path).rsplit("-", 1)[0]
+            out.setdefault(name, {})[int(m["point"])] = value(json.loads(path.read_text()), m["task"])
+    return out
+
+
 def results(run):
     """{name: {point: [score per seed]}} of every finished fine-tuning run under RUN/ft, the
     score being the task's metric on its dev set; name is the task, or TASK-<N>rows."""
-    out = {}
-    for path in sorted(Path(run, "ft").glob("*/results.json")):
-        m = RUN_NAME.match(path.parent.name)
-        if not m or m["task"] not in TASKS:
-            continue
-        seeds = json.loads(path.read_text())["seeds"].values()
-        name = path.parent.name.rsplit("-", 1)[0]
-        out.setdefault(name, {})[int(m["point"])] = [s["valid"][TASKS[m["task"]].metric]
-                                                      for s in seeds]
-    return out
+    return _collect(sorted(Path(run, "ft").glob("*/results.json")), lambda p: p.parent.name,
+                    lambda r, task: [s["valid"][TASKS[task].metric] for s in r["seeds"].values()])
 
 
 def probes(run):
     """{name: {point: probe dev accuracy}} of every RUN/probe/NAME-POINT.json."""
-    out = {}
-    for path in sorted(Path(run, "probe").glob("*.json")):
-        m = RUN_NAME.match(path.stem)
-        if m and m["task"] in TASKS:
-            name = path.stem.rsplit("-", 1)[0]
-            out.setdefault(name, {})[int(m["point"])] = json.loads(path.read_text())["accuracy"]
-    return out
+    return _collect(sorted(Path(run, "probe").glob("*.json")), lambda p: p.stem,
+                    lambda r, task: r["accuracy"])
 
 
 def header(name, metric=None):
