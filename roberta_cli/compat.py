@@ -11,10 +11,12 @@ and ``RobertaModel.from_pretrained`` work there too and know the ``rcli_*`` name
 Each patch names the upstream problem, the versions it fixes, and the test that fails without
 it (tests/test_compat.py).
 """
+import contextlib
 import dataclasses
 import importlib
 import importlib.abc
 import importlib.util
+import logging
 import sys
 
 from roberta_cli import checkpoints
@@ -254,6 +256,24 @@ def _patch_checkpoint_saving():
     checkpoint_utils.PathManager = _AtomicCopies()
 
 
+# --- 7. Importing fairseq leaves the program's logging alone --------------------------------------
+# fairseq 0.12.2's text-to-speech task modules call logging.basicConfig(level=INFO) at import,
+# and `import fairseq` imports every task: any program that loads a model (the hub, a notebook)
+# then prints every library's INFO records on stderr. The root logger's level and handlers are
+# put back as they were once fairseq is imported; roberta-train and roberta-finetune set up
+# their own logging for a run (launch.py), and fairseq-train its own at import.
+# Test: tests/test_compat.py::test_importing_fairseq_leaves_logging_alone.
+@contextlib.contextmanager
+def _root_logging_kept():
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers = handlers
+
+
 def _patch_loaded_fairseq():
     """The patches that need fairseq imported, once."""
     if "fairseq" in _applied:
@@ -282,7 +302,8 @@ class _ImportHook(importlib.abc.MetaPathFinder):
         exec_module = spec.loader.exec_module
 
         def exec_then_patch(module):
-            exec_module(module)
+            with _root_logging_kept():  # patch 7
+                exec_module(module)
             _patch_loaded_fairseq()
             _import_plugins()
 

@@ -182,17 +182,20 @@ def train(argv, run_dir, *, prog, total_updates=None):
     console and to ``run_dir`` as the module docstring says. Several runs may follow each other
     in one process: fairseq's state from the previous one is reset first. A full disk is one
     UserError naming the directory and its free space; the checkpoints saved before stay whole."""
-    import fairseq_cli.train as fairseq_train
-    from fairseq import distributed_utils, options
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-
     os.makedirs(run_dir, exist_ok=True)
-    _reset_fairseq_state()
-    args = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
     progress = Progress(os.path.join(run_dir, TRAIN_LOG), prog, total_updates)
     try:
-        with _run_logging(os.path.join(run_dir, LOG_FILE), prog), _progress_bars(progress):
-            distributed_utils.call_main(convert_namespace_to_omegaconf(args), fairseq_train.main)
+        with _run_logging(os.path.join(run_dir, LOG_FILE), prog):
+            # imported inside: fairseq_cli.train's logging.basicConfig (for fairseq-train's
+            # console) then finds the run's handlers and changes nothing the caller keeps
+            import fairseq_cli.train as fairseq_train
+            from fairseq import distributed_utils, options
+            from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+            _reset_fairseq_state()
+            args = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
+            with _progress_bars(progress):
+                distributed_utils.call_main(convert_namespace_to_omegaconf(args), fairseq_train.main)
     except OSError as e:
         if e.errno not in DISK_FULL:
             raise

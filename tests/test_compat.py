@@ -1,4 +1,5 @@
 """Each fairseq 0.12.2 workaround in roberta_cli.compat, shown failing without its patch."""
+import logging
 import pickle
 import subprocess
 import sys
@@ -68,6 +69,18 @@ def test_startup_hook_makes_vanilla_fairseq_import():
     proc = subprocess.run([sys.executable, "-c", "import fairseq.tasks as t; print('rcli_mlm' in t.TASK_REGISTRY)"],
                           capture_output=True, text=True, timeout=300, cwd="/")
     assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr[-2000:]
+
+
+@pytest.mark.e2e
+def test_importing_fairseq_leaves_logging_alone():
+    """fairseq's text-to-speech tasks configure the root logger (INFO, a stderr handler) when
+    fairseq is imported; a program loading a model keeps the logging it had."""
+    proc = _bare_python("import logging, roberta_cli.compat as c; c.apply(); import fairseq; "
+                        "root = logging.getLogger(); print(len(root.handlers), root.level); "
+                        "logging.getLogger('fairseq.x').info('an INFO line')")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["0", str(logging.WARNING)]
+    assert "an INFO line" not in proc.stderr
 
 
 def test_checkpoint_allow_list(tiny_run):

@@ -7,7 +7,6 @@
 """
 import argparse
 import json
-import logging
 import os
 import random
 import re
@@ -98,7 +97,6 @@ def main(argv=None):
     fine.add_argument("--rows", required=True)
     fine.add_argument("--epochs", required=True)
     o = p.parse_args(argv)
-    logging.getLogger("fairseq").setLevel(logging.WARNING)  # its INFO lines on loading a model
     try:
         if o.command == "pretraining":
             show_pretraining(o.run_dir, o.data, o.held_out, o.seconds)

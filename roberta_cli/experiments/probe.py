@@ -10,7 +10,6 @@ put into the features; --random scores the same architecture with fresh random w
 """
 import argparse
 import json
-import logging
 import os
 import sys
 from collections import Counter
@@ -100,7 +99,6 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     o = p.parse_args(argv)
-    logging.getLogger("fairseq").setLevel(logging.WARNING)  # its INFO lines on loading a model
     try:
         r = probe(o.model, o.data, o.random, o.seed)
     except (UserError, OSError) as e:
