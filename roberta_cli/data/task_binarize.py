@@ -106,17 +106,8 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
     destdir = Path(destdir)
     binarize.check_destdir(destdir, force)
     splits = {name: splits[name] for name in SPLITS if name in splits}
-    widths = {len(row) for data in splits.values() for row in data.texts}
-    if len(widths) != 1:
-        raise UserError(f"the splits of {task} have different numbers of texts per row "
-                        f"({sorted(widths)}); every split needs the same columns")
-    width = widths.pop()
-    if kind == "classification":
-        labels = list(labels)
-        for data in splits.values():
-            unknown = sorted(set(data.labels or ()) - set(labels))
-            if unknown:  # the readers check this; a safety net for library callers
-                raise UserError(f"{data.source} has labels {unknown} outside {labels}")
+    labels = list(labels or ())  # none for regression
+    width = _check_splits(splits, task, kind, labels)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     dictionary = bpe_lib.load_dictionary(model.dict_txt)
 
@@ -124,38 +115,8 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
         manifest_splits = {}
         for name, data in splits.items():
             progress(f"{task} {name}: encoding {len(data):,} rows from {data.source}")
-            info = {"rows": len(data), "source": data.source, "labelled": data.labelled}
-            sizes, info["tokens"], info["unk"] = [], 0, 0
-            for k in range(width):
-                folder = staging / f"input{k}"
-                folder.mkdir(exist_ok=True)
-                if not (folder / "dict.txt").exists():
-                    shutil.copyfile(model.dict_txt, folder / "dict.txt")
-                column_sizes, tokens, unk = encode_column(
-                    [row[k] for row in data.texts], model, dictionary, str(folder / name),
-                    workers)
-                sizes.append(column_sizes)
-                info["tokens"] += tokens
-                info["unk"] += unk
-            info["max_positions"] = _max_positions(kind, sizes)
-            if data.labelled:
-                (staging / "label").mkdir(exist_ok=True)
-                if kind == "classification":
-                    write_label_dataset(data.labels, labels, staging / "label", name)
-                    info["label_counts"] = {lb: data.labels.count(lb) for lb in labels}
-                elif kind == "regression":
-                    _write_lines(staging / "label" / f"{name}.label",
-                                 (repr(float(v)) for v in data.labels))
-                else:
-                    _write_lines(staging / "label" / f"{name}.label", data.labels)
-                    info["label_counts"] = {lb: data.labels.count(str(i))
-                                            for i, lb in enumerate(labels)}
-            if data.ids is not None:
-                _write_lines(staging / f"{name}.ids", data.ids)
-                info["ids"] = f"{name}.ids"
-            if data.skipped:
-                info["skipped"] = data.skipped
-            manifest_splits[name] = info
+            manifest_splits[name] = _write_split(staging, name, data, width, kind, labels, model,
+                                                 dictionary, workers)
         model.copy_to(staging)
         manifest = {
             "format": data_manifest.TASK_FORMAT,
@@ -178,6 +139,54 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
         }
         data_manifest.write(staging, manifest)
     return manifest
+
+
+def _check_splits(splits, task, kind, labels) -> int:
+    """The number of texts per row, the same in every split; classification labels all known."""
+    widths = {len(row) for data in splits.values() for row in data.texts}
+    if len(widths) != 1:
+        raise UserError(f"the splits of {task} have different numbers of texts per row "
+                        f"({sorted(widths)}); every split needs the same columns")
+    if kind == "classification":
+        for data in splits.values():
+            unknown = sorted(set(data.labels or ()) - set(labels))
+            if unknown:  # the readers check this; a safety net for library callers
+                raise UserError(f"{data.source} has labels {unknown} outside {labels}")
+    return widths.pop()
+
+
+def _write_split(staging, name, data, width, kind, labels, model, dictionary, workers) -> dict:
+    """One split's inputK/NAME.{bin,idx} per text column, label/NAME.label and NAME.ids;
+    returns its manifest entry."""
+    info = {"rows": len(data), "source": data.source, "labelled": data.labelled}
+    sizes, info["tokens"], info["unk"] = [], 0, 0
+    for k in range(width):
+        folder = staging / f"input{k}"
+        folder.mkdir(exist_ok=True)
+        if not (folder / "dict.txt").exists():
+            shutil.copyfile(model.dict_txt, folder / "dict.txt")
+        column_sizes, tokens, unk = encode_column(
+            [row[k] for row in data.texts], model, dictionary, str(folder / name), workers)
+        sizes.append(column_sizes)
+        info["tokens"] += tokens
+        info["unk"] += unk
+    info["max_positions"] = _max_positions(kind, sizes)
+    if data.labelled:
+        (staging / "label").mkdir(exist_ok=True)
+        if kind == "classification":
+            write_label_dataset(data.labels, labels, staging / "label", name)
+            info["label_counts"] = {lb: data.labels.count(lb) for lb in labels}
+        elif kind == "regression":
+            _write_lines(staging / "label" / f"{name}.label", (repr(float(v)) for v in data.labels))
+        else:
+            _write_lines(staging / "label" / f"{name}.label", data.labels)
+            info["label_counts"] = {lb: data.labels.count(str(i)) for i, lb in enumerate(labels)}
+    if data.ids is not None:
+        _write_lines(staging / f"{name}.ids", data.ids)
+        info["ids"] = f"{name}.ids"
+    if data.skipped:
+        info["skipped"] = data.skipped
+    return info
 
 
 def _max_positions(kind, sizes: List[np.ndarray]) -> int:

@@ -323,6 +323,34 @@ def table_format(path) -> str:
     return fmt
 
 
+def _wanted_columns(path, fmt, found, text_columns, label_column, label_required):
+    """The text columns, then the label column if the file has it; a UserError naming the
+    columns (keys) the file has when one asked for is missing."""
+    missing = [c for c in text_columns if c not in found]
+    has_label = label_column is not None and label_column in found
+    if label_column is not None and not has_label and label_required:
+        missing.append(label_column)
+    if missing:
+        kind = "keys" if fmt == "jsonl" else "columns"
+        raise UserError(f"{path} has no {kind} {', '.join(map(repr, missing))}; its "
+                        f"{kind} are {', '.join(map(repr, found))}; pass "
+                        "--text-columns/--label-column names from those")
+    return list(text_columns) + [label_column] * has_label
+
+
+def _json_values(path, line, obj, wanted):
+    """The ``wanted`` keys of one JSONL object, as strings."""
+    absent = [c for c in wanted if c not in obj]
+    if absent:
+        raise UserError(f"{path} line {line} has no key {absent[0]!r}; every line "
+                        f"needs {', '.join(map(repr, wanted))}")
+    values = [obj[c] for c in wanted]
+    if any(v is None or isinstance(v, (dict, list)) for v in values):
+        raise UserError(f"{path} line {line}: {', '.join(map(repr, wanted))} must be "
+                        "strings or numbers (found null, a list or an object)")
+    return [str(v) for v in values]
+
+
 def read_custom(path, text_columns: Sequence[str], label_column: Optional[str],
                 regression: bool = False, name: str = "train", limit: Optional[int] = None,
                 label_required: bool = True) -> SplitData:
@@ -342,34 +370,14 @@ def read_custom(path, text_columns: Sequence[str], label_column: Optional[str],
     wanted = None
     for line, row in _custom_rows(path, fmt):
         if wanted is None:  # the header (tsv/csv) or the first object's keys (jsonl)
-            found = list(row) if fmt == "jsonl" else row
-            if fmt != "jsonl":
-                found = [c.strip() for c in found]
-            missing = [c for c in text_columns if c not in found]
-            has_label = label_column is not None and label_column in found
-            if label_column is not None and not has_label and label_required:
-                missing.append(label_column)
-            if missing:
-                kind = "keys" if fmt == "jsonl" else "columns"
-                raise UserError(f"{path} has no {kind} {', '.join(map(repr, missing))}; its "
-                                f"{kind} are {', '.join(map(repr, found))}; pass "
-                                "--text-columns/--label-column names from those")
-            wanted = text_columns + [label_column] * has_label
-            data.labels = [] if has_label else None
-            if fmt != "jsonl":
-                index = [found.index(c) for c in wanted]
-                ncols = len(found)
+            found = list(row) if fmt == "jsonl" else [c.strip() for c in row]
+            wanted = _wanted_columns(path, fmt, found, text_columns, label_column, label_required)
+            data.labels = [] if len(wanted) > len(text_columns) else None
+            if fmt != "jsonl":  # a header: the data starts on the next line
+                index, ncols = [found.index(c) for c in wanted], len(found)
                 continue
         if fmt == "jsonl":
-            absent = [c for c in wanted if c not in row]
-            if absent:
-                raise UserError(f"{path} line {line} has no key {absent[0]!r}; every line "
-                                f"needs {', '.join(map(repr, wanted))}")
-            values = [row[c] for c in wanted]
-            if any(v is None or isinstance(v, (dict, list)) for v in values):
-                raise UserError(f"{path} line {line}: {', '.join(map(repr, wanted))} must be "
-                                "strings or numbers (found null, a list or an object)")
-            values = [str(v) for v in values]
+            values = _json_values(path, line, row, wanted)
         else:
             if len(row) != ncols:
                 raise UserError(f"{path} line {line} has {len(row)} columns, expected {ncols} "
