@@ -9,6 +9,7 @@
 #   recipes/pretraining_payoff.sh                             # ~2 hours on 2 CPU cores
 #   SEEDS=1 POINTS="1000 4000" TASKS=SST-2 recipes/pretraining_payoff.sh
 #   BUDGET=cpu-minutes RUN=runs/payoff-minutes recipes/pretraining_payoff.sh
+#   VOCAB=32000 RUN=runs/payoff-32k TASKS=SST-2 recipes/pretraining_payoff.sh
 #   SST2_ROWS=0 FT_LR=1e-4 FT_EPOCHS=2 TASKS=SST-2 recipes/pretraining_payoff.sh   # all 67K rows,
 #       in the same RUN beside the 1,000-row runs (~10 min per arm and seed)
 set -euo pipefail
@@ -21,7 +22,9 @@ INCLUDE=${INCLUDE:-'*.txt'}                  # the files read inside CORPUS dire
 GLUE_DIR=${GLUE_DIR:-$SHARED/glue}
 RUN=${RUN:-runs/payoff}
 BUDGET=${BUDGET:-cpu-hour}                   # presets.BUDGETS: size, vocabulary, schedule
+vocab=${VOCAB:-}                             # BPE symbols; the budget's row when unset
 eval "$(python -m roberta_cli.presets budget "$BUDGET")"   # SIZE, VOCAB, UPDATES, ...
+VOCAB=${vocab:-$VOCAB}
 POINTS=${POINTS:-"$((UPDATES / 4)) $UPDATES"}   # updates of the curve's checkpoints
 TASKS=${TASKS:-"SST-2 MRPC"}
 SST2_ROWS=${SST2_ROWS:-1000}                 # labelled SST-2 rows (0: all); dev sets whole

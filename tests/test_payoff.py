@@ -22,7 +22,8 @@ def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, 
     run = tmp_path / "payoff"
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "SHARED": str(shared_data),
            "CORPUS": str(corpus), "RUN": str(run), "BUDGET": "cpu-minutes", "POINTS": "10 20",
-           "TASKS": "SST-2", "SST2_ROWS": "200", "SEEDS": "1", "FT_EPOCHS": "1", "WORKERS": "1"}
+           "TASKS": "SST-2", "SST2_ROWS": "200", "SEEDS": "1", "FT_EPOCHS": "1", "WORKERS": "1",
+           "VOCAB": "2000"}  # instead of the budget's 8K
     recipe = ["bash", str(REPO / "recipes/pretraining_payoff.sh"), "--max-update", "20",
               "--batch-size", "8", "--total-batch-size", "8", "--log-interval", "5"]
     proc = subprocess.run(recipe, env=env, capture_output=True, text=True, timeout=900)
@@ -30,6 +31,7 @@ def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, 
     stages = [line.split("\t")[0] for line in (run / "stage_seconds.tsv").read_text().splitlines()]
     assert stages == ["preprocess", "pretrain", "data-SST-2-200rows"] + [
         f"{stage}-SST-2-200rows-{point}" for point in (0, 10, 20) for stage in ("probe", "finetune")]
+    assert 1000 < len((run / "bin" / "dict.txt").read_text().splitlines()) <= 2000
     assert sorted(p.name for p in (run / "pretrained").glob("checkpoint_*_*.pt")) == \
         ["checkpoint_1_10.pt", "checkpoint_1_20.pt"]  # every point kept
     rows = [line for line in (run / "payoff.md").read_text().splitlines() if line.startswith("| ")]
