@@ -78,7 +78,7 @@ BUDGETS = {
     "cpu-minutes": dict(size="tiny", vocab=8000, tokens=128, batch=32, lr=2e-3, warmup=60,
                         updates=1600, pre_ln=True, dropout=0.0, minutes=3),
     "cpu-hour": dict(size="small", vocab=8000, tokens=128, batch=64, lr=1e-3, warmup=200,
-                     updates=4000, pre_ln=True, dropout=0.0, minutes=60),
+                     updates=4000, pre_ln=True, dropout=0.0, minutes=35),
 }
 
 # Fine-tuning (fairseq's GLUE/RACE READMEs, the paper's Table 10): every task starts from these;
