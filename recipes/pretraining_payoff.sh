@@ -51,25 +51,20 @@ stage pretrain roberta-train "$RUN/bin" --budget "$BUDGET" --save-dir "$RUN/pret
   --valid-interval "$interval" --log-interval 100 "$@" -- --keep-interval-updates -1 \
   --max-valid-steps 40 > "$RUN/pretrain.log" 2>&1
 
+model_at() {  # model_at POINT: the checkpoint kept at that update; 0: the run (for its shape)
+  if [ "$1" = 0 ]; then echo "$RUN/pretrained"; else ls "$RUN"/pretrained/checkpoint_*_"$1".pt; fi
+}
 finetune() {  # finetune TASK NAME POINT: the task's data in RUN/NAME, runs in RUN/ft/NAME-POINT
-  local task=$1 name=$2 point=$3 model scratch=()
-  if [ "$point" = 0 ]; then
-    model="$RUN/pretrained"; scratch=(--from-scratch)
-  else
-    model=$(ls "$RUN"/pretrained/checkpoint_*_"$point".pt)
-  fi
-  roberta-finetune --task "$task" --model "$model" --data "$RUN/$name" --save-dir "$RUN/ft/$name-$point" \
-    --seeds "$SEEDS" --epochs "$FT_EPOCHS" --lr "$FT_LR" "${scratch[@]}" \
-    > "$RUN/ft/$name-$point.log" 2>&1
+  local task=$1 name=$2 point=$3 scratch=()
+  [ "$point" = 0 ] && scratch=(--from-scratch)
+  roberta-finetune --task "$task" --model "$(model_at "$point")" --data "$RUN/$name" \
+    --save-dir "$RUN/ft/$name-$point" --seeds "$SEEDS" --epochs "$FT_EPOCHS" --lr "$FT_LR" \
+    "${scratch[@]}" > "$RUN/ft/$name-$point.log" 2>&1
 }
 probe() {  # probe NAME POINT: a logistic regression on the frozen features, RUN/probe/NAME-POINT.json
-  local name=$1 point=$2 model random=()
-  if [ "$point" = 0 ]; then
-    model="$RUN/pretrained"; random=(--random)
-  else
-    model=$(ls "$RUN"/pretrained/checkpoint_*_"$point".pt)
-  fi
-  python -m roberta_cli.experiments.probe "$model" "$RUN/$name" "${random[@]}" \
+  local name=$1 point=$2 random=()
+  [ "$point" = 0 ] && random=(--random)
+  python -m roberta_cli.experiments.probe "$(model_at "$point")" "$RUN/$name" "${random[@]}" \
     --json "$RUN/probe/$name-$point.json"
 }
 mkdir -p "$RUN/ft" "$RUN/probe"
