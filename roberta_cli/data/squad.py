@@ -537,15 +537,7 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
     if model.bpe not in ("gpt2", "hf_byte_bpe"):
         raise UserError(f"--bpe-from {model_dir} uses the {model.bpe} BPE; SQuAD needs a "
                         "byte-level BPE (gpt2 or bytelevel) for character offsets")
-    sets = {}
-    for split, source in sources.items():
-        path, articles = source if isinstance(source, tuple) else (source, slice(None))
-        sets[split] = read_squad(path, version, articles)
-        progress(f"read {split}: {sets[split].source}")
-    if version == "auto":
-        version = max(d.version for d in sets.values())
-    for d in sets.values():
-        d.version = version
+    sets, version = _read_splits(sources, version, progress)
     tok = SquadTokenizer.from_files(model.bpe, dict(model.files), model.dict_txt,
                                     max_question_length=max_question_length)
     with binarize.staged_output(destdir) as staging:
@@ -562,28 +554,47 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
                              "max_positions": int(max(sizes)), "source": str(data.source),
                              "labelled": True}
         model.copy_to(staging)
-        manifest = {
-            "format": data_manifest.TASK_FORMAT,
-            "task": f"SQuAD{version}",
-            "kind": KIND,
-            "metric": "f1",
-            "metrics": ["f1", "exact_match"],
-            "version": version,
-            "inputs": 1,
-            "splits": splits,
-            "valid_names": {s: s for s in splits if s.startswith("valid")},
-            "max_length": max_length,
-            "stride": stride,
-            "max_question_length": max_question_length,
-            "max_answer_tokens": MAX_ANSWER_TOKENS,
-            "bpe": model.bpe,
-            "bpe_files": model.bpe_files,
-            "bpe_from": str(model.dir.resolve()),
-            "dictionary_size": len(dict_symbols(model.dict_txt)),  # lines in dict.txt
-            "created_by": f"roberta-preprocess squad {__version__}",
-        }
+        manifest = _manifest(version, splits, model, max_length, stride, max_question_length)
         data_manifest.write(staging, manifest)
     return manifest
+
+
+def _read_splits(sources, version, progress):
+    """({split: SquadData}, the SQuAD version of them all: 2.0 when ``version`` is auto and a
+    file has unanswerable questions)."""
+    sets = {}
+    for split, source in sources.items():
+        path, articles = source if isinstance(source, tuple) else (source, slice(None))
+        sets[split] = read_squad(path, version, articles)
+        progress(f"read {split}: {sets[split].source}")
+    if version == "auto":
+        version = max(d.version for d in sets.values())
+    for d in sets.values():
+        d.version = version
+    return sets, version
+
+
+def _manifest(version, splits, model, max_length, stride, max_question_length) -> dict:
+    return {
+        "format": data_manifest.TASK_FORMAT,
+        "task": f"SQuAD{version}",
+        "kind": KIND,
+        "metric": "f1",
+        "metrics": ["f1", "exact_match"],
+        "version": version,
+        "inputs": 1,
+        "splits": splits,
+        "valid_names": {s: s for s in splits if s.startswith("valid")},
+        "max_length": max_length,
+        "stride": stride,
+        "max_question_length": max_question_length,
+        "max_answer_tokens": MAX_ANSWER_TOKENS,
+        "bpe": model.bpe,
+        "bpe_files": model.bpe_files,
+        "bpe_from": str(model.dir.resolve()),
+        "dictionary_size": len(dict_symbols(model.dict_txt)),  # lines in dict.txt
+        "created_by": f"roberta-preprocess squad {__version__}",
+    }
 
 
 def load_manifest(data_dir) -> dict:

@@ -110,15 +110,7 @@ def plots(plan, rows, run_dir):
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
-    curves = {}
-    for name, seeds in rows.items():
-        for seed in seeds:
-            log = read_jsonl(run_dir / name / seed["seed"] / "pretrain" / "train_log.jsonl")
-            seen = dict(tokens_seen(log))
-            valid = [r for r in log if r.get("tag") == "valid"]
-            steps = [r["step"] for r in valid]
-            tokens = [_tokens_at(seen, s) for s in steps]
-            curves.setdefault(name, []).append((steps, tokens, [r["ppl"] for r in valid]))
+    curves = _ppl_curves(rows, run_dir)
     files = []
     for x, label, fname in ((0, "updates", "ppl_vs_updates.png"),
                             (1, "tokens seen", "ppl_vs_tokens.png")):
@@ -132,10 +124,28 @@ def plots(plan, rows, run_dir):
         ax.set_yscale("log")
         ax.legend()
         ax.set_title(TITLES[plan["ablation"]], fontsize=9)
-        fig.tight_layout()
-        fig.savefig(run_dir / fname, dpi=100)
-        plt.close(fig)
+        _save(plt, fig, run_dir / fname)
         files.append(fname)
+    _downstream_bars(plt, plan, rows, run_dir / "downstream.png")
+    return files + ["downstream.png"]
+
+
+def _ppl_curves(rows, run_dir):
+    """{row name: [(updates, tokens seen, validation perplexities) per seed]}."""
+    curves = {}
+    for name, seeds in rows.items():
+        for seed in seeds:
+            log = read_jsonl(run_dir / name / seed["seed"] / "pretrain" / "train_log.jsonl")
+            seen = dict(tokens_seen(log))
+            valid = [r for r in log if r.get("tag") == "valid"]
+            steps = [r["step"] for r in valid]
+            tokens = [_tokens_at(seen, s) for s in steps]
+            curves.setdefault(name, []).append((steps, tokens, [r["ppl"] for r in valid]))
+    return curves
+
+
+def _downstream_bars(plt, plan, rows, path):
+    """Each task's dev score per row, mean and std over seeds, as grouped bars."""
     fig, ax = plt.subplots(figsize=(6, 4))
     width = 0.8 / max(1, len(rows))
     for i, (name, seeds) in enumerate(rows.items()):
@@ -148,10 +158,13 @@ def plots(plan, rows, run_dir):
     ax.set_xticklabels([f"{t} {_metric(rows, t)}" for t in plan["tasks"]])
     ax.set_ylabel("dev score (mean ± std over seeds)")
     ax.legend()
+    _save(plt, fig, path)
+
+
+def _save(plt, fig, path):
     fig.tight_layout()
-    fig.savefig(run_dir / "downstream.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return files + ["downstream.png"]
 
 
 def _tokens_at(seen, step):
