@@ -20,7 +20,7 @@ MODEL=${MODEL:-$ROOT/checkpoints/demo}               # roberta-train run dir (ch
 TRAIN=${TRAIN:-}
 VALID=${VALID:-$ROOT/../shared/data/squad/dev-v1.1.json}
 TRAIN_ARTICLES=${TRAIN_ARTICLES:-}                   # instead of TRAIN: VALID's first N articles
-MAX_LENGTH=${MAX_LENGTH:-384}                        # tokens per window
+MAX_LENGTH=${MAX_LENGTH:-}                           # tokens per window (384, or the model's positions when fewer)
 STRIDE=${STRIDE:-128}                                # context tokens between window starts
 VERSION=${VERSION:-auto}                             # auto | 1.1 | 2.0
 LR=${LR:-1.5e-5}
@@ -28,7 +28,7 @@ BATCH=${BATCH:-48}
 EPOCHS=${EPOCHS:-2}
 SEEDS=${SEEDS:-1}                                     # comma-separated
 DEVICE=${DEVICE:-auto}                               # auto | cpu | cuda
-DATA=${DATA:-$ROOT/data-bin/squad-$(basename "$MODEL")-$MAX_LENGTH}
+DATA=${DATA:-$ROOT/data-bin/squad-$(basename "$MODEL")-${MAX_LENGTH:-auto}}
 SAVE_DIR=${SAVE_DIR:-$ROOT/checkpoints/finetune/squad-$(basename "$MODEL")}
 [ "${1:-}" = "--" ] && shift
 
@@ -38,7 +38,7 @@ if [ ! -f "$DATA/manifest.json" ]; then
     exit 2
   fi
   roberta-preprocess squad ${TRAIN:+--train "$TRAIN"} ${TRAIN_ARTICLES:+--train-articles "$TRAIN_ARTICLES"} --valid "$VALID" --bpe-from "$MODEL" --destdir "$DATA" \
-    --max-length "$MAX_LENGTH" --stride "$STRIDE" --version "$VERSION"
+    ${MAX_LENGTH:+--max-length "$MAX_LENGTH"} --stride "$STRIDE" --version "$VERSION"
 fi
 
 args=(--model "$MODEL" --data "$DATA" --save-dir "$SAVE_DIR" --lr "$LR" --batch-size "$BATCH"

@@ -233,6 +233,12 @@ def _getter(cfg):
     return lambda key: getattr(cfg, key, None)
 
 
+def model_shape(state) -> dict:
+    """{ARCH_FLAGS and ARCH_SWITCHES key: the checkpoint's value, None where not recorded}."""
+    get = _getter(model_config(state))
+    return {key: get(key) for key in (*ARCH_FLAGS, *ARCH_SWITCHES)}
+
+
 def model_info(state) -> ModelInfo:
     get = _getter(model_config(state))
     flags = []

@@ -286,18 +286,33 @@ def resolve_task(task, manifest) -> str:
     return task
 
 
-def check_compatible(model: Pretrained, data_dir, manifest):
-    """The data must be encoded with the model's dictionary (else every id means another
-    token), and SQuAD windows must fit the model's positions."""
+def check_same_dictionary(model_dir, data_dir) -> List[str]:
+    """The symbols of ``data_dir``'s input0/dict.txt, which must be the model's dict.txt (else
+    every id means another token)."""
     data_dict = os.path.join(data_dir, "input0", "dict.txt")
     if not os.path.isfile(data_dict):
         raise UserError(f"{data_dir} has no input0/dict.txt; make it with roberta-preprocess "
                         "glue|custom|race|squad")
     symbols = checkpoints.dict_symbols(data_dict)
-    if symbols != checkpoints.dict_symbols(os.path.join(model.dir, "dict.txt")):
-        raise UserError(f"{data_dir} was encoded with another dictionary than the model "
-                        f"{model.checkpoint} (its input0/dict.txt is not the model's dict.txt); "
-                        f"preprocess with --bpe-from {model.dir}")
+    if symbols != checkpoints.dict_symbols(os.path.join(model_dir, "dict.txt")):
+        raise UserError(f"{data_dir} was encoded with another dictionary than the model in "
+                        f"{model_dir} (its input0/dict.txt is not the model's dict.txt); "
+                        f"preprocess with --bpe-from {model_dir}")
+    return symbols
+
+
+def check_save_dir(save_dir, model: Pretrained):
+    """Runs in ``save_dir`` start over (their checkpoints go): the model must not be one."""
+    save, checkpoint = os.path.realpath(save_dir), os.path.realpath(model.checkpoint)
+    if os.path.commonpath([save, checkpoint]) == save:
+        raise UserError(f"the model {model.checkpoint} is inside --save-dir {save_dir}, whose "
+                        "runs start over (their checkpoints are removed); choose another --save-dir")
+
+
+def check_compatible(model: Pretrained, data_dir, manifest):
+    """The data must be encoded with the model's dictionary (else every id means another
+    token), and SQuAD windows must fit the model's positions."""
+    symbols = check_same_dictionary(model.dir, data_dir)
     rows = model.info.vocab_size
     if rows is not None and rows != len(symbols) + checkpoints.EXTRA_SYMBOLS:
         raise UserError(f"{model.checkpoint} has {rows} token embeddings but the "
@@ -318,7 +333,7 @@ def plan(task, manifest, *, lr=None, batch_size=None, epochs=None, max_update=No
     s = presets.finetune_settings(task)
     batch = batch_size or s["batch"]
     per_device = device_batch_size or max(1, batch // devices)
-    freq = launch.update_freq(batch, per_device, devices)
+    freq = launch.update_freq(batch, per_device, devices, ("--batch-size", "--device-batch-size"))
     rows = int(manifest["splits"]["train"]["rows"])
     per_epoch = math.ceil(rows / batch)
     epochs = epochs or s["epochs"]
@@ -479,8 +494,11 @@ def write_predictions(run_dir, data_dir, manifest, out_dir, splits=None, device=
     the score, clipped to 0-5); SQuAD: <split>.json {question id: answer} ("" for no answer,
     v2.0), as the official evaluation script reads; RACE and the rest: <split>.jsonl, a JSON
     object per row (RACE: the question's id and its choice, A-D)."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UserError(f"--out {out_dir} is a file; pass a directory for the prediction files")
     hub = hub_lib.from_pretrained(run_dir, device=device)
     check_predicts(hub.task_manifest(), manifest, run_dir, data_dir)
+    check_same_dictionary(run_dir, data_dir)
     kind = KINDS[manifest["kind"]]
     os.makedirs(out_dir, exist_ok=True)
     paths = []

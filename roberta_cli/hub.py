@@ -33,12 +33,15 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # from_pretrained(precision
 
 def from_pretrained(model_dir, checkpoint_file=None, device=None, precision="fp32", **overrides):
     """A RobertaHub in eval mode for ``model_dir/checkpoint_file`` (default: checkpoint_best.pt,
-    else fairseq's model.pt); nothing is downloaded.
+    else fairseq's model.pt; ``model_dir`` may also be the .pt file); nothing is downloaded.
     ``precision="bf16"`` runs the batched methods under bf16 autocast (weights stay fp32):
     faster on CPUs with bf16 matrix units (benchmarks/inference.py), features at cosine >= 0.98
     to fp32 (tests/test_hub.py)."""
     if precision not in PRECISIONS:
         raise UserError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if checkpoint_file is None and os.path.isfile(model_dir):  # a .pt file named directly
+        model_dir, checkpoint_file = os.path.split(model_dir)
+        model_dir = model_dir or "."
     if checkpoint_file is None:
         path = checkpoints.find(model_dir, "model directory")
     else:

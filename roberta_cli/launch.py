@@ -21,6 +21,7 @@ a locked directory at once; the compat hook then registers the rcli_* names with
 import contextlib
 import errno
 import fcntl
+import io
 import logging
 import os
 import shutil
@@ -67,15 +68,16 @@ def count_devices(device):
     return 1
 
 
-def update_freq(total_batch, per_device, devices):
-    """Gradient-accumulation steps so that per_device x devices x steps == total_batch."""
+def update_freq(total_batch, per_device, devices, flags=("--total-batch-size", "--batch-size")):
+    """Gradient-accumulation steps so that per_device x devices x steps == total_batch;
+    ``flags``: the command's names of the two."""
     if total_batch is None:
         return 1
     step = per_device * devices
     if total_batch <= 0 or total_batch % step:
-        raise UserError(f"--total-batch-size {total_batch} is not divisible by devices ({devices}) "
+        raise UserError(f"{flags[0]} {total_batch} is not divisible by devices ({devices}) "
                         f"x per-device batch ({per_device}) = {step}; choose a multiple of {step} "
-                        "or change --batch-size")
+                        f"or change {flags[1]}")
     return total_batch // step
 
 
@@ -133,6 +135,8 @@ def run_argv(save_dir, seed, log_interval, device, valid_interval=0) -> list:
 def check_writable(run_dir):
     """Create ``run_dir`` and write to it; a UserError naming the directory otherwise (under a
     file, no permission, a read-only or full file system), before any training starts."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UserError(f"{run_dir} is a file, not a directory; choose another save directory")
     probe = os.path.join(run_dir, f".write-test-{os.getpid()}")
     try:
         os.makedirs(run_dir, exist_ok=True)
@@ -156,6 +160,7 @@ def run_dir_lock(run_dir):
     if not is_main_process():
         yield
         return
+    created = _missing_dirs(run_dir)
     check_writable(run_dir)
     fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:  # a POSIX record lock: this process's alone, not inherited by its data-loader workers
@@ -172,8 +177,41 @@ def run_dir_lock(run_dir):
     checkpoints.remove_temporaries(run_dir)  # a killed run's half-written saves: ours now
     try:
         yield
+    except BaseException:
+        if created and os.listdir(run_dir) == [LOCK_FILE]:  # refused before writing anything:
+            os.remove(os.path.join(run_dir, LOCK_FILE))  # leave no directory behind
+            for path in created:
+                os.rmdir(path)
+        raise
     finally:
         os.close(fd)  # releases the lock
+
+
+def _missing_dirs(path):
+    """``path`` and its parents that do not exist yet, deepest first."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
+
+
+def parse_fairseq_argv(argv):
+    """fairseq-train's parsed arguments of ``argv``; a flag it does not take (a typo after --)
+    or a bad value is one UserError with argparse's words, before anything is written."""
+    from fairseq import options
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
+    except SystemExit as e:
+        if not e.code:  # -- --help: fairseq printed its help
+            raise
+        said = (err.getvalue().strip().splitlines() or ["?"])[-1].split("error: ", 1)[-1]
+        raise UserError(f"fairseq-train refused the flags: {said}; fix the flags after -- "
+                        "(fairseq-train --help lists them)") from None
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -189,11 +227,11 @@ def train(argv, run_dir, *, prog, total_updates=None):
             # imported inside: fairseq_cli.train's logging.basicConfig (for fairseq-train's
             # console) then finds the run's handlers and changes nothing the caller keeps
             import fairseq_cli.train as fairseq_train
-            from fairseq import distributed_utils, options
+            from fairseq import distributed_utils
             from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
             _reset_fairseq_state()
-            args = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
+            args = parse_fairseq_argv(argv)
             with _progress_bars(progress):
                 distributed_utils.call_main(convert_namespace_to_omegaconf(args), fairseq_train.main)
     except OSError as e:

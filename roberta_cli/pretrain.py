@@ -123,6 +123,8 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
     ``init_from`` (a model directory or checkpoint) gives the architecture and the starting
     weights; ``size`` (default tiny) and ``arch`` are for runs from scratch. ``budget`` (a
     presets.BUDGETS name) sets the defaults of a small-budget run instead of the paper's."""
+    if size and arch:
+        raise UserError(f"--size {size} and --arch {arch} both name the model; pass one of them")
     if budget:
         if init_from:
             raise UserError("--budget trains a model from scratch; drop it with --init-from")
@@ -180,14 +182,16 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
                valid_interval=valid_interval, vocab_size=vocab_size, restore_file=restore_file,
                init_from=None if resume else init_from, arch_flags=arch_flags, compile=compile,
                distributed_port=distributed_port, budget=budget, note=note)
-    if resume is not None or os.path.isfile(os.path.join(save_dir, checkpoints.LAST)):
-        check_same_model(resume or os.path.join(save_dir, checkpoints.LAST), run)
     return run
 
 
 def train(run: Run, extra=(), prog="roberta-train"):
     """Write the run directory's files, then train; ``extra`` fairseq flags go last (and win)."""
     argv = run.argv() + list(extra)
+    args = launch.parse_fairseq_argv(argv)  # a typo after -- stops here, nothing written
+    start = run.restore_file or os.path.join(run.save_dir, checkpoints.LAST)
+    if os.path.isfile(start):
+        check_same_model(start, args)
     if launch.is_main_process():
         bpe.copy_model_files(run.data.split(":")[0], run.save_dir)  # the shards share them
         with open(os.path.join(run.save_dir, RUN_SETTINGS), "w") as f:
@@ -260,6 +264,18 @@ def check_input_format(data, input_format):
                         "has a paragraph per line; re-run roberta-preprocess with --split-sentences")
 
 
+def check_save_dir(save_dir):
+    """A run writes into a new or empty directory or a run's own (to resume it), never over
+    another command's files (a data directory's manifest.json and dict.txt)."""
+    if not os.path.isdir(save_dir):
+        return
+    names = set(os.listdir(save_dir)) - {launch.LOCK_FILE}
+    if names and not names & {RUN_SETTINGS, checkpoints.LAST, checkpoints.BEST, launch.LOG_FILE}:
+        shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+        raise UserError(f"--save-dir {save_dir} holds files that are not a training run's "
+                        f"({shown}); choose a new or empty directory")
+
+
 def check_resume(save_dir, vocab_size):
     """Before fairseq resumes from save_dir/checkpoint_last.pt: (None, None) when it is whole
     (or absent), else (the newest whole checkpoint there, a note saying so); a UserError when
@@ -287,12 +303,22 @@ def check_resume(save_dir, vocab_size):
     return resume, note
 
 
-def check_same_model(path, run: "Run"):
-    """The checkpoint a run resumes from must be of the run's model (size, dimensions)."""
-    info = checkpoints.model_info(checkpoints.read(path, "resuming from"))
-    if info.arch != run.arch or (run.arch_flags and info.arch_flags != run.arch_flags):
-        raise UserError(f"{path} is a {info.arch} model but this run is {run.arch}; pass the "
-                        "size it was trained with, or choose another --save-dir")
+def check_same_model(path, args):
+    """The checkpoint a run resumes from must be of the model fairseq's ``args`` build (its
+    dimensions, positions, LayerNorm placement): else fairseq fails deep in load_state_dict."""
+    saved = checkpoints.model_shape(checkpoints.read(path, "resuming from"))
+    differ = []
+    for key, had in saved.items():
+        wanted, flag = getattr(args, key, None), checkpoints.ARCH_FLAGS.get(key)
+        if key == "max_positions":  # fairseq's default: --tokens-per-sample
+            wanted, flag = wanted or args.tokens_per_sample, "--tokens-per-sample"
+        elif flag is None:  # a switch
+            had, wanted, flag = bool(had), bool(wanted), checkpoints.ARCH_SWITCHES[key]
+        if had is not None and wanted is not None and had != wanted:
+            differ.append(f"{flag} {had} (this run: {wanted})")
+    if differ:
+        raise UserError(f"{path} is a model of {', '.join(differ)}; pass the settings it was "
+                        "trained with (its run's roberta_train.json), or choose another --save-dir")
 
 
 def check_restore_file(path, vocab_size):

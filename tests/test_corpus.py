@@ -242,7 +242,8 @@ def test_jsonl_records_are_documents(wiki_head, tmp_path):
     assert list(corpus.iter_documents(sources, "blank-line")) == docs
     assert corpus.count_documents(sources, "blank-line") == [len(docs)]
     bad = tmp_path / "bad.jsonl"
-    for line, match in (('{"body": "a"}\n{"body": 3}\n', "bad.jsonl line 2 has no text field 'body'"),
+    for line, match in (('{"body": "a"}\n{"text": "b"}\n', "bad.jsonl line 2 has no text field 'body'"),
+                        ('{"body": "a"}\n{"body": 3}\n', "bad.jsonl line 2: field 'body' is int, not a string"),
                         ('{"body": "a"}\n\n[1, 2\n', "bad.jsonl line 3 is not JSON")):
         bad.write_text(line, encoding="utf-8")
         with pytest.raises(UserError, match=match):

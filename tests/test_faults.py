@@ -230,7 +230,7 @@ def test_damaged_data_and_checkpoints_are_one_line(wiki_bin, tiny_run, tmp_path)
     assert_user_error(train(wiki_bin, "--save-dir", run_dir("vocab", small_vocab)),
                       "roberta-train", "holds a run with a vocabulary of 1000")
     assert_user_error(train(wiki_bin, "--save-dir", run_dir("size"), "--size", "small"),
-                      "roberta-train", "is a rcli_tiny model but this run is rcli_small")
+                      "roberta-train", "--encoder-layers 2 (this run: 4)")
     import datetime
 
     assert_user_error(train(wiki_bin, "--save-dir", run_dir("unsafe", {**state, "when": datetime.date.today()})),

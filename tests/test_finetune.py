@@ -130,6 +130,20 @@ def test_bad_inputs_get_one_clear_line(capsys, tmp_path, tiny_run, sst2_data, wi
                 f"preprocess with --bpe-from {tiny_run}")
     _user_error(capsys, ok + ["--seeds", "1,x"], "comma-separated")
     _user_error(capsys, ok + ["--epochs", "0"], "positive")
+    _user_error(capsys, ok + ["--batch-size", "4", "--device-batch-size", "3"],
+                "--batch-size 4 is not divisible", "change --device-batch-size")
+    # runs in --save-dir start over: never one that holds the model
+    _user_error(capsys, ["--model", tiny_run, "--data", sst2_data, "--save-dir", tiny_run.parent],
+                "is inside --save-dir")
+    assert (tiny_run / "checkpoint_best.pt").is_file()
+    # a typo among fairseq's flags stops before a previous run's checkpoints are removed
+    earlier = tmp_path / "earlier" / "seed1"
+    earlier.mkdir(parents=True)
+    (earlier / "checkpoint_best.pt").write_text("an earlier run's")
+    _user_error(capsys, ok[:4] + ["--save-dir", earlier.parent, "--", "--no-such-flag"],
+                "fairseq-train refused the flags", "unrecognized arguments: --no-such-flag")
+    assert (earlier / "checkpoint_best.pt").read_text() == "an earlier run's"
+    assert not (tmp_path / "out").exists()
     # the console script: exit status 2, one line, no traceback
     assert_user_error(run_cli(PROG, *ok, "--task", "QQQ", check=False), PROG, "unknown task")
 
@@ -244,6 +258,18 @@ def test_glue_test_predictions_for_the_server(task, tiny_run, shared_data, tmp_p
     assert len(rows) == manifest["splits"]["test"]["rows"] > 0
     assert [int(i) for i, _ in rows] == list(range(len(rows)))
     assert {label for _, label in rows} <= set(manifest["labels"])
+    if task == "SST-2":
+        (tmp_path / "a-file").write_text("mine")
+        assert_user_error(run_cli(PROG, "predict", "--model", save / "seed1", "--data", data,
+                                  "--out", tmp_path / "a-file", check=False), PROG, "is a file")
+        other = tmp_path / "other-vocab"
+        shutil.copytree(data, other)
+        words = (other / "input0" / "dict.txt").read_text().splitlines()
+        (other / "input0" / "dict.txt").write_text("\n".join(words[1:] + words[:1]) + "\n")
+        assert_user_error(run_cli(PROG, "predict", "--model", save / "seed1", "--data", other,
+                                  "--out", tmp_path / "out", check=False), PROG,
+                          "another dictionary")
+        assert not (tmp_path / "out").exists()
 
 
 def test_ax_diagnostic_predicted_by_an_mnli_model(tiny_run, shared_data, tmp_path):

@@ -110,6 +110,8 @@ def test_bf16_precision_stays_close_to_fp32(model, tiny_run, shared_data):
     assert sum(same) >= 0.9 * len(same), sum(same)
     with pytest.raises(UserError, match="precision 'fp16'"):
         hub.from_pretrained(tiny_run, precision="fp16")
+    named = hub.from_pretrained(tiny_run / "checkpoint_best.pt")  # the file, not its directory
+    assert named.fill_mask_batch(masked[:1], topk=1) == model.fill_mask_batch(masked[:1], topk=1)
 
 
 def test_device_moves_and_eval(model):

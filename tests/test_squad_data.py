@@ -371,7 +371,7 @@ def test_train_articles_splits_one_file_by_article(shared_data, model_dir, tmp_p
 
 
 @pytest.mark.e2e
-def test_preprocess_errors(squad_files, model_dir, shared_data, tmp_path):
+def test_preprocess_errors(squad_files, model_dir, shared_data, tiny_run, tmp_path):
     def run(*args, train=squad_files["train"], bpe_from=model_dir):
         return run_cli("roberta-preprocess", "squad", "--train", train, "--valid",
                        squad_files["valid"], "--bpe-from", bpe_from, "--destdir",
@@ -392,4 +392,8 @@ def test_preprocess_errors(squad_files, model_dir, shared_data, tmp_path):
     assert_user_error(run("--version", "1.1", train=squad_files["v2"]), "roberta-preprocess",
                       "is_impossible")
     assert_user_error(run("--max-length", "4"), "roberta-preprocess", "--max-length")
+    assert_user_error(run("--max-length", "128", bpe_from=tiny_run), "roberta-preprocess",
+                      "--max-length 128 is more than the 64 positions")
     assert not (tmp_path / "out").exists()  # a failed run leaves nothing
+    run("--quiet", bpe_from=tiny_run)  # no --max-length: the model's 64 positions
+    assert sq.load_manifest(tmp_path / "out")["max_length"] == 64

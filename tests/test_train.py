@@ -2,6 +2,7 @@
 plugin, DDP."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,42 @@ def test_bad_inputs_get_one_clear_line(tmp_path, wiki_bin):
                       "roberta-train", "not a fairseq checkpoint")
     assert_user_error(run_cli("roberta-train", wiki_bin, "--total-batch-size", "20", "--batch-size", "16",
                               check=False), "roberta-train", "not divisible")
+
+
+def test_mistakes_leave_everything_as_it_was(tmp_path, wiki_bin, tiny_run):
+    """Refused before anything is written: no run directory made, no file of another command's
+    (a data directory) overwritten, a run's settings kept when resuming it is refused."""
+    def train(*args):
+        return run_cli("roberta-train", *args, check=False)
+
+    new = tmp_path / "new" / "run"
+    assert_user_error(train(tmp_path / "boks", "--save-dir", new), "roberta-train", "does not exist")
+    assert_user_error(train(wiki_bin, "--save-dir", new, "--size", "small", "--arch", "roberta_base"),
+                      "roberta-train", "both name the model")
+    assert_user_error(train(wiki_bin, "--save-dir", new, *TINY_TRAIN, "--max-update", "2", "--",
+                            "--no-such-flag"), "roberta-train", "fairseq-train refused the flags",
+                      "unrecognized arguments: --no-such-flag")
+    assert not (tmp_path / "new").exists()
+    data = tmp_path / "data"
+    shutil.copytree(wiki_bin, data)
+    before = {f.name: f.read_bytes() for f in data.iterdir()}
+    assert_user_error(train(wiki_bin, "--save-dir", data, "--max-update", "2"), "roberta-train",
+                      "holds files that are not a training run's", "dict.txt")
+    assert {f.name: f.read_bytes() for f in data.iterdir()} == before
+    (tmp_path / "a-file").write_text("mine")
+    assert_user_error(train(wiki_bin, "--save-dir", tmp_path / "a-file"), "roberta-train", "is a file")
+    run = tmp_path / "resume"
+    run.mkdir()
+    for name in ("checkpoint_last.pt", "roberta_train.json"):
+        shutil.copyfile(tiny_run / name, run / name)
+    settings = (run / "roberta_train.json").read_text()
+    base = ["--save-dir", run, "--size", "tiny", "--batch-size", "16", "--max-update", "160"]
+    assert_user_error(train(wiki_bin, *base, "--tokens-per-sample", "128"), "roberta-train",
+                      "--tokens-per-sample 64 (this run: 128)", "roberta_train.json")
+    assert_user_error(train(wiki_bin, *base, "--tokens-per-sample", "64", "--",
+                            "--encoder-normalize-before"), "roberta-train",
+                      "--encoder-normalize-before False (this run: True)")
+    assert (run / "roberta_train.json").read_text() == settings
 
 
 def test_checkpoint_of_another_vocabulary_is_refused(tiny_run, tmp_path):

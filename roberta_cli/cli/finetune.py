@@ -142,19 +142,23 @@ def run(o, passthrough):
           f"{settings['warmup_updates']} warmup), {precision} on {devices} {device} device(s), "
           f"seeds {','.join(map(str, o.seeds))}", file=sys.stderr, flush=True)
 
+    finetune.check_save_dir(o.save_dir, model)
+    argvs = {seed: finetune.fairseq_argv(o.data, os.path.join(o.save_dir, f"seed{seed}"), seed,
+                                         manifest, settings, model, device=device,
+                                         precision_flags=flags, from_scratch=o.from_scratch,
+                                         log_interval=o.log_interval,
+                                         valid_interval=o.valid_interval) + passthrough
+             for seed in o.seeds}
+    launch.parse_fairseq_argv(argvs[o.seeds[0]])  # a typo after -- stops here, nothing removed
     allocator.keep_freed_memory()  # this process is the trainer: reuse freed pages
     with launch.run_dir_lock(o.save_dir):
-        train_seeds(o, passthrough, task, manifest, model, settings, device, flags)
+        train_seeds(o, argvs, task, manifest, model, settings, device)
 
 
-def train_seeds(o, passthrough, task, manifest, model, settings, device, flags):
+def train_seeds(o, argvs, task, manifest, model, settings, device):
     per_seed = {}
-    for seed in o.seeds:
+    for seed, argv in argvs.items():
         seed_dir = os.path.join(o.save_dir, f"seed{seed}")
-        argv = finetune.fairseq_argv(o.data, seed_dir, seed, manifest, settings, model,
-                                     device=device, precision_flags=flags,
-                                     from_scratch=o.from_scratch, log_interval=o.log_interval,
-                                     valid_interval=o.valid_interval) + passthrough
         if launch.is_main_process():
             finetune.prepare_run_dir(seed_dir, model, o.data)
             with open(os.path.join(seed_dir, finetune.RUN_SETTINGS), "w") as f:

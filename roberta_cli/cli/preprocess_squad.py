@@ -44,8 +44,9 @@ def add_parser(commands):
                    help="the pretrained model's directory (roberta-train output) or its "
                         "data-bin: manifest.json, dict.txt and the BPE files it lists")
     p.add_argument("--destdir", required=True, type=Path, help="output directory")
-    p.add_argument("--max-length", type=positive_int, default=sq.DEFAULT_MAX_LENGTH, metavar="N",
-                   help="tokens per window, specials included; at most the model's max positions")
+    p.add_argument("--max-length", type=positive_int, metavar="N",
+                   help=f"tokens per window, specials included; at most the model's positions "
+                        f"(default: {sq.DEFAULT_MAX_LENGTH}, or the model's positions when fewer)")
     p.add_argument("--stride", type=positive_int, default=sq.DEFAULT_STRIDE, metavar="N",
                    help="context tokens between window starts")
     p.add_argument("--max-question-length", type=positive_int,
@@ -70,7 +71,7 @@ def print_summary(manifest, destdir, seconds):
 
 
 def run(args):
-    if args.max_length < 8:
+    if args.max_length is not None and args.max_length < 8:
         raise UserError(f"--max-length {args.max_length} is too small; use e.g. 384")
     if (args.train is None) == (args.train_articles is None):
         raise UserError("pass --train FILE, or --train-articles N to split --valid by article")

@@ -339,9 +339,13 @@ def source_documents(source: Source, doc_boundary: str, errors: str = "strict") 
         return
     for number, record in json_objects(source.path, read_lines(source.path, errors)):
         text = record.get(source.jsonl_field)
-        if not isinstance(text, str):
+        if source.jsonl_field not in record:
             raise UserError(f"{source.path} line {number} has no text field "
                             f"{source.jsonl_field!r}; name the field with --jsonl-field")
+        if not isinstance(text, str):
+            raise UserError(f"{source.path} line {number}: field {source.jsonl_field!r} is "
+                            f"{type(text).__name__}, not a string; name the text field with "
+                            "--jsonl-field")
         lines = [p.strip() for p in NEWLINE.split(text)]
         if doc_boundary == "file":  # blank lines separate paragraphs, wrapped lines joined
             doc = next(documents(lines, "file"), [])

@@ -45,7 +45,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from roberta_cli import __version__
+from roberta_cli import __version__, checkpoints
 from roberta_cli.checkpoints import dict_symbols
 from roberta_cli.data import binarize
 from roberta_cli.data import manifest as data_manifest
@@ -521,13 +521,14 @@ def load_split(data_dir, split: str) -> StoredSplit:
     return StoredSplit(data, windows, offsets)
 
 
-def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX_LENGTH,
+def build(destdir, sources: Dict[str, str], model_dir, *, max_length=None,
           stride=DEFAULT_STRIDE, max_question_length=DEFAULT_MAX_QUESTION_LENGTH,
           version="auto", force=False, progress=None) -> dict:
     """Read, window and binarize ``sources`` ({"train": path, "valid": path}; a value may also
     be (path, slice of its articles)) with the BPE and dict.txt of ``model_dir`` into
     ``destdir``; returns the manifest. ``version`` auto: 2.0 when any file has unanswerable
-    questions. Nothing is left behind when it fails."""
+    questions; ``max_length`` None: DEFAULT_MAX_LENGTH, or the model's positions when fewer.
+    Nothing is left behind when it fails."""
     progress = progress or (lambda message: None)
     destdir = Path(destdir)
     binarize.check_destdir(destdir, force)
@@ -537,6 +538,7 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
     if model.bpe not in ("gpt2", "hf_byte_bpe"):
         raise UserError(f"--bpe-from {model_dir} uses the {model.bpe} BPE; SQuAD needs a "
                         "byte-level BPE (gpt2 or bytelevel) for character offsets")
+    max_length = _window_length(model_dir, max_length)
     sets, version = _read_splits(sources, version, progress)
     tok = SquadTokenizer.from_files(model.bpe, dict(model.files), model.dict_txt,
                                     max_question_length=max_question_length)
@@ -557,6 +559,23 @@ def build(destdir, sources: Dict[str, str], model_dir, *, max_length=DEFAULT_MAX
         manifest = _manifest(version, splits, model, max_length, stride, max_question_length)
         data_manifest.write(staging, manifest)
     return manifest
+
+
+def _window_length(model_dir, max_length):
+    """``max_length``, or its default for the model in ``model_dir``; windows longer than the
+    model's positions would be refused at fine-tuning: refused now (when ``model_dir`` holds a
+    model, not only a data directory's files)."""
+    positions = None
+    for name in (checkpoints.BEST, checkpoints.RELEASED):
+        if (Path(model_dir) / name).is_file():
+            positions = checkpoints.model_info(checkpoints.read(Path(model_dir) / name)).max_positions
+            break
+    if max_length is None:
+        return min(DEFAULT_MAX_LENGTH, positions or DEFAULT_MAX_LENGTH)
+    if positions and max_length > positions:
+        raise UserError(f"--max-length {max_length} is more than the {positions} positions of "
+                        f"the model in {model_dir}; pass at most {positions}")
+    return max_length
 
 
 def _read_splits(sources, version, progress):

@@ -294,19 +294,28 @@ def _find_columns(path, header, wanted, what) -> List[int]:
     return [header.index(c) for c in wanted]
 
 
+def _first_bad_utf8_line(path) -> int:
+    """The line of the first byte that is not UTF-8 (the reader decodes ahead, in blocks)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return raw.count(b"\n", 0, e.start) + 1
+    return 0
+
+
 def _tsv_rows(path, delimiter="\t", quoting=csv.QUOTE_NONE):
     """(line number, fields) of the non-blank rows of a delimited UTF-8 file."""
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=quoting != csv.QUOTE_NONE)
-        line = 0
         try:
             for fields in reader:
-                line = reader.line_num
                 if fields and any(fields):
-                    yield line, fields
+                    yield reader.line_num, fields
         except UnicodeDecodeError as e:
-            raise UserError(f"{path} is not UTF-8 (after line {line}: {e.reason}); save it as "
-                            "UTF-8") from None
+            raise UserError(f"{path} is not UTF-8 (line {_first_bad_utf8_line(path)}: "
+                            f"{e.reason}); save it as UTF-8") from None
         except csv.Error as e:
             raise UserError(f"{path} line {reader.line_num} cannot be read as "
                             f"{'CSV' if delimiter == ',' else 'tab-separated text'} ({e}); "
