@@ -27,6 +27,15 @@ LAST = "checkpoint_last.pt"  # what a run resumes from
 RELEASED = "model.pt"  # the name in fairseq's released model archives (roberta.base, ...)
 MANIFEST = "manifest.json"  # what roberta-preprocess made the data with
 TASK_MANIFEST = "task_manifest.json"  # a fine-tuned model's: the manifest of its task's data
+# what roberta-train and roberta-finetune write into a run directory beside the model's files
+TRAIN_SETTINGS = "roberta_train.json"  # roberta-train's settings and fairseq command line
+FINETUNE_SETTINGS = "roberta_finetune.json"  # a fine-tuning seed's
+RESULTS = "results.json"  # roberta-finetune's scores: per seed and their median
+EVAL = "eval.json"  # a fine-tuning seed's scores
+LOG_FILE = "train.log"  # fairseq's own log of a run
+TRAIN_LOG = "train_log.jsonl"  # every interval's numbers
+LOCK_FILE = ".lock"  # locked by the run using the directory; the OS frees it at exit
+RUN_FILES = (TRAIN_SETTINGS, FINETUNE_SETTINGS, RESULTS, EVAL, LOG_FILE, TRAIN_LOG, LOCK_FILE)
 BPE_FILES = {  # fairseq bpe name -> {fairseq arg name: file name in a model or data directory}
     "gpt2": {"gpt2_encoder_json": "encoder.json", "gpt2_vocab_bpe": "vocab.bpe"},
     "hf_byte_bpe": {"bpe_vocab": "vocab.json", "bpe_merges": "merges.txt"},

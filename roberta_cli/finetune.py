@@ -45,8 +45,8 @@ from fairseq.data import data_utils  # noqa: E402
 from fairseq.models import ARCH_MODEL_REGISTRY  # noqa: E402
 from fairseq.models.roberta import RobertaModel  # noqa: E402
 
-RESULTS = "results.json"
-RUN_SETTINGS = "roberta_finetune.json"
+RESULTS = checkpoints.RESULTS
+RUN_SETTINGS = checkpoints.FINETUNE_SETTINGS
 HEAD = "sentence_classification_head"  # fairseq's default head name, as in its GLUE recipes
 INIT_TOKEN, SEPARATOR_TOKEN = 0, 2  # <s>, </s>
 INTERVAL_CHECKPOINT = re.compile(r"checkpoint\d+_\d+\.pt")  # --valid-interval's, removed after
@@ -394,7 +394,7 @@ def prepare_run_dir(save_dir, model: Pretrained, data_dir):
     os.makedirs(save_dir, exist_ok=True)
     for name in os.listdir(save_dir):
         if name.startswith("checkpoint") and name.endswith(".pt") or name in (
-                launch.TRAIN_LOG, "eval.json"):
+                launch.TRAIN_LOG, checkpoints.EVAL):
             os.remove(os.path.join(save_dir, name))
     copy_model_files(model.dir, save_dir)
     for sub in ("input0", "label"):

@@ -33,10 +33,10 @@ from roberta_cli.errors import UserError
 
 compat.apply(plugin="roberta_cli.tasks")  # fairseq, once imported, knows the rcli_* names
 
-LOG_FILE = "train.log"  # fairseq's own log of a run, in its run directory
-LOCK_FILE = ".lock"  # locked by the run using the directory; the OS frees it at exit
+LOG_FILE = checkpoints.LOG_FILE
+LOCK_FILE = checkpoints.LOCK_FILE
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-TRAIN_LOG = "train_log.jsonl"
+TRAIN_LOG = checkpoints.TRAIN_LOG
 # fairseq INFO lines a person wants on the console; the rest go to train.log only
 CONSOLE_INFO = ("Loaded checkpoint", "Saved checkpoint", "training on shard", "done training")
 # validation numbers on the console, with their format; train_log.jsonl has them all

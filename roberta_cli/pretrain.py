@@ -28,7 +28,7 @@ from roberta_cli.data.binarize import check_dataset, most_frequent
 from roberta_cli.data.corpus import require_documents
 from roberta_cli.errors import UserError
 
-RUN_SETTINGS = "roberta_train.json"
+RUN_SETTINGS = checkpoints.TRAIN_SETTINGS
 BUDGET_DEVICE_BATCH = 32  # sequences per step of a --budget run; larger batches accumulate
 
 

@@ -15,7 +15,8 @@ import torch
 import finetune_runs as runs
 from conftest import REPO, assert_user_error, run_cli
 from roberta_cli import checkpoints, hub
-from roberta_cli.convert import hf, weights
+from roberta_cli.cli import convert
+from roberta_cli.convert import hf, output, weights
 from roberta_cli.convert.fairseq_format import to_fairseq
 from roberta_cli.errors import UserError
 
@@ -341,7 +342,7 @@ def test_bad_input_is_one_line(tiny_run, hf_model, tmp_path):
         (["from-hf", no_tokenizer, tmp_path / "b"], ["no merges.txt", "tokenizer"]),
         (["to-hf", other_vocab, tmp_path / "c"], ["dict.txt has 100 symbols", "50265"]),
         (["to-hf", tiny_run, existing], ["already exists", "--force"]),
-        (["to-hf", tiny_run, existing, "--force"], ["not a model directory"]),
+        (["to-hf", tiny_run, existing, "--force"], ["not written by roberta-convert"]),
     ]
     for args, words in cases:
         assert_user_error(run_cli("roberta-convert", *args, check=False), "roberta-convert", *words)
@@ -355,3 +356,72 @@ def test_bad_input_is_one_line(tiny_run, hf_model, tmp_path):
         torch.save(state, tmp_path / "headed" / "checkpoint_best.pt")
         hf.to_hf(tmp_path / "headed", tmp_path / "d")
     assert not (tmp_path / "d").exists()
+
+
+def convert_here(capsys, *args):
+    """roberta-convert's main() in this process: (exit status, stderr)."""
+    try:
+        convert.main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def snapshot(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None
+            for p in sorted(root.rglob("*"))}
+
+
+def test_force_replaces_only_what_roberta_convert_wrote(hf_model, tmp_path, capsys):
+    """--force replaces a model roberta-convert wrote (it keeps roberta_convert.json), never a
+    training or fine-tuning run (they hold checkpoint_best.pt too), the model being converted
+    or a directory holding it, nor anything else."""
+    model = hf.from_hf(hf_model["mlm"], tmp_path / "model")  # a real checkpoint and BPE files
+    marker = json.loads((model / output.MARKER).read_text())
+    assert marker["created_by"].startswith("roberta-convert from-hf")
+    assert set(marker["paths"]) == {p.name for p in model.iterdir()} - {output.MARKER}
+    run = tmp_path / "checkpoints" / "books"  # roberta-train's run directory
+    shutil.copytree(model, run, ignore=shutil.ignore_patterns(output.MARKER))
+    shutil.copyfile(run / "checkpoint_best.pt", run / "checkpoint_last.pt")
+    (run / "manifest.json").write_text(json.dumps({"format": "roberta-cli-data/1",
+                                                   "created_by": "roberta-preprocess 0.1.0"}))
+    for name in ("roberta_train.json", "train.log", "train_log.jsonl"):
+        (run / name).write_text("{}\n")
+    seed = tmp_path / "checkpoints" / "finetune" / "SST-2" / "seed1"  # keeps only the best
+    shutil.copytree(model, seed, ignore=shutil.ignore_patterns(output.MARKER))
+    for name in ("roberta_finetune.json", "train.log", "train_log.jsonl", "eval.json"):
+        (seed / name).write_text("{}\n")
+    trimmed = tmp_path / "trimmed"  # a run's model files, kept by hand
+    shutil.copytree(run, trimmed, ignore=shutil.ignore_patterns(
+        "checkpoint_last.pt", "roberta_train.json", "train.log", "train_log.jsonl"))
+    added = hf.from_hf(hf_model["mlm"], tmp_path / "added")
+    (added / "notes.txt").write_text("mine")
+    kept = {d: snapshot(d) for d in (run, seed, trimmed, added)}
+    cases = [
+        (["to-hf", run, run, "--force"], "books is the directory of the model converted"),
+        (["to-fairseq", run, tmp_path / "checkpoints", "--force"],
+         f"checkpoints holds {run}; write the converted model to another directory"),
+        (["to-hf", model, run, "--force"], "books holds checkpoint_last.pt: it is a model or"),
+        (["to-hf", model, run], "books holds checkpoint_last.pt: it is a model or"),
+        (["from-hf", hf_model["mlm"], run, "--force"], "books holds checkpoint_last.pt"),
+        (["to-fairseq", model, seed, "--force"], "seed1 holds roberta_finetune.json"),
+        (["to-hf", model, trimmed, "--force"], "trimmed was not written by roberta-convert"),
+        (["to-hf", model, added, "--force"], "added holds notes.txt, which roberta-convert"),
+    ]
+    for args, words in cases:
+        code, err = convert_here(capsys, *args)
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (args, err)
+        assert err.startswith("roberta-convert: error: ") and words in err, (args, err)
+    proc = run_cli("roberta-convert", "to-hf", run, run, "--force", check=False)
+    assert_user_error(proc, "roberta-convert", "the directory of the model converted")
+    assert {d: snapshot(d) for d in kept} == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == \
+        ["added", "checkpoints", "model", "trimmed"]  # no staging directory left either
+
+    out = hf.to_hf(model, tmp_path / "hf")
+    code, err = convert_here(capsys, "to-hf", model, out, "--force")  # a marked model: replaced
+    assert code == 0, err
+    assert json.loads((out / output.MARKER).read_text())["created_by"].startswith(
+        "roberta-convert to-hf")
+    assert convert_here(capsys, "from-hf", out, model, "--force")[0] == 0

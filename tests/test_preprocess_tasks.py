@@ -6,18 +6,22 @@ with fairseq's own sentence_prediction / sentence_ranking tasks. Then every kind
 """
 import filecmp
 import json
+import re
 import shutil
 from argparse import Namespace
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import assert_user_error, run_cli
 from fairseq.data import Dictionary, encoders
 from fairseq.tasks.sentence_prediction import SentencePredictionConfig, SentencePredictionTask
 from fairseq.tasks.sentence_ranking import SentenceRankingTask
+from roberta_cli import checkpoints
 from roberta_cli.cli import preprocess
-from roberta_cli.data import bpe, tasks
+from roberta_cli.data import binarize, bpe, tasks
+from roberta_cli.errors import UserError
 from test_tasks_data import make_race, write_table
 
 PROG = "roberta-preprocess"
@@ -405,6 +409,55 @@ def test_existing_output_needs_force(model, shared_data, tmp_path, capsys):
     assert code == 0, err
     assert manifest_of(dest)["splits"]["train"]["rows"] == 6
     assert [p.name for p in tmp_path.iterdir()] == ["SST-2"]
+
+
+def fake_run(run, shared_data):
+    """A roberta-train run directory as it lies on disk: checkpoints, the run's settings and
+    logs, and the model files copied from its data directory (a data manifest.json too)."""
+    run.mkdir()
+    for name in ("dict.txt", "encoder.json", "vocab.bpe"):
+        shutil.copyfile(shared_data / "gpt2_bpe" / name, run / name)
+    (run / "manifest.json").write_text(json.dumps(
+        {"format": "roberta-cli-data/1", "bpe": "gpt2", "created_by": "roberta-preprocess",
+         "bpe_files": {"gpt2_encoder_json": "encoder.json", "gpt2_vocab_bpe": "vocab.bpe"}}))
+    for name in ("checkpoint_best.pt", "checkpoint_last.pt"):
+        torch.save({"model": {"w": torch.zeros(2)}, "cfg": None}, run / name)
+    for name in ("roberta_train.json", "train.log", "train_log.jsonl"):
+        (run / name).write_text("{}\n")
+    return {name: (run / name).read_bytes() for name in files_under(run)}
+
+
+def test_no_subcommand_replaces_a_run_directory(shared_data, tmp_path, capsys):
+    """A run directory holds its data's manifest.json, yet is never taken for preprocess
+    output: with or without --force every subcommand refuses it, and every file stays."""
+    run = tmp_path / "books"
+    before = fake_run(run, shared_data)
+    glue = shared_data / "glue"
+    commands = [
+        ["text", shared_data / "gutenberg" / "pg41935.txt", "--valid-fraction", "0.1"],
+        ["glue", "--task", "SST-2", "--glue-dir", glue],
+        ["custom", "--train", glue / "SST-2" / "train.tsv", "--valid", glue / "SST-2" / "dev.tsv",
+         "--text-columns", "sentence", "--label-column", "label"],
+        ["race", "--race-dir", tmp_path],
+        ["squad", "--valid", shared_data / "squad" / "dev-v1.1.json", "--train-articles", 1],
+    ]
+    for args in commands:
+        for force in ([], ["--force"]):
+            result = preprocess_here(capsys, *args, "--bpe-from", run, "--destdir", run, *force)
+            assert_one_line_error(result, f"{run} holds checkpoint_best.pt",
+                                  "model or training run directory", "choose another --destdir")
+    proc = run_cli(PROG, "glue", "--task", "SST-2", "--glue-dir", glue, "--bpe-from", run,
+                   "--destdir", run, "--force", check=False)
+    assert_user_error(proc, PROG, "holds checkpoint_best.pt", "choose another --destdir")
+    assert {name: (run / name).read_bytes() for name in files_under(run)} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["books"]  # no staging directory either
+    for name in checkpoints.RUN_FILES:  # a fine-tuning run, or a run without checkpoints yet
+        other = tmp_path / "runs" / name
+        other.mkdir(parents=True)
+        (other / "manifest.json").write_text("{}")
+        (other / name).write_text("{}")
+        with pytest.raises(UserError, match=f"holds {re.escape(name)}: it is a model"):
+            binarize.check_destdir(other, force=True)
 
 
 def test_console_script_errors_and_squad_dispatch(shared_data, tmp_path):

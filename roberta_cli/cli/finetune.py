@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from roberta_cli import allocator, finetune, launch, presets
+from roberta_cli import allocator, checkpoints, finetune, launch, presets
 from roberta_cli.cli.common import (Parser, UserError, add_device_arguments, int_list,
                                     non_negative_int, positive_float, positive_int, run_main,
                                     split_passthrough)
@@ -171,7 +171,7 @@ def train_seeds(o, argvs, task, manifest, model, settings, device):
             raise UserError(f"seed {seed} saved no checkpoint_best.pt in {seed_dir} (did fairseq "
                             "validate? check the flags after --)")
         per_seed[seed] = finetune.evaluate(seed_dir, o.data, manifest, device=device)
-        with open(os.path.join(seed_dir, "eval.json"), "w") as f:
+        with open(os.path.join(seed_dir, checkpoints.EVAL), "w") as f:
             json.dump(per_seed[seed], f, indent=1)
         results = finetune.write_results(o.save_dir, task, manifest, per_seed,
                                          os.path.abspath(model.checkpoint), settings)

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from roberta_cli import checkpoints, compat
+from roberta_cli.convert.output import check_output, mark
 from roberta_cli.data.binarize import staged_output
 from roberta_cli.data.bpe import copy_model_files
 from roberta_cli.errors import UserError
@@ -48,28 +49,10 @@ def write_checkpoint(path, cfg: dict, model_state: dict, criterion="MaskedLmLoss
     checkpoints.save_atomic(state, path)
 
 
-MODEL_MARKERS = ("config.json", CHECKPOINT)  # a directory holding one was written by roberta-convert
-
-
-def check_output(out_dir, force) -> Path:
-    """``out_dir`` may be written: it does not exist (or is empty), or ``force`` is given and it
-    holds a converted model; nothing else is ever replaced. The converters write into a staging
-    directory that replaces ``out_dir`` when complete (data.binarize.staged_output)."""
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not force:
-            raise UserError(f"{out} already exists; choose a new output directory, or pass "
-                            "--force to replace it")
-        if not out.is_dir() or out.is_symlink() or not any((out / m).is_file()
-                                                           for m in MODEL_MARKERS):
-            raise UserError(f"{out} is not a model directory (no config.json or {CHECKPOINT}); "
-                            "--force replaces only converted models: choose another output")
-    return out
-
-
 def to_fairseq(model_dir, out_dir, force=False) -> Path:
     """``out_dir``: the model of ``model_dir`` as a checkpoint stock fairseq loads, with its
     dict.txt, BPE files and manifest."""
+    out = check_output(out_dir, model_dir, force)
     path = checkpoints.find(model_dir, "the model directory")
     state = checkpoints.read(path, "the model")
     cfg = state.get("cfg")
@@ -89,10 +72,10 @@ def to_fairseq(model_dir, out_dir, force=False) -> Path:
     if str(getattr(model, "arch", "")).startswith("rcli_"):
         model._name = model.arch = "roberta"  # every dimension is spelled out in the cfg
     cfg["model"] = model
-    out = check_output(out_dir, force)
     with staged_output(out) as staging:
         write_checkpoint(staging / CHECKPOINT, cfg, dict(state["model"]))
         copy_model_files(model_dir, staging)
+        mark(staging, "to-fairseq", model_dir)
     return out
 
 

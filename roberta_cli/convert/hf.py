@@ -27,8 +27,8 @@ import torch
 
 from roberta_cli import checkpoints
 from roberta_cli.convert import weights as W
-from roberta_cli.convert.fairseq_format import (CHECKPOINT, check_output, fairseq_config,
-                                                write_checkpoint)
+from roberta_cli.convert.fairseq_format import CHECKPOINT, fairseq_config, write_checkpoint
+from roberta_cli.convert.output import check_output, mark
 from roberta_cli.data import bpe as bpe_lib
 from roberta_cli.data import manifest as data_manifest
 from roberta_cli.data.binarize import staged_output
@@ -46,7 +46,7 @@ MODEL_TYPES = {False: ("roberta", "Roberta", "roberta"),  # model_type, class pr
 # --- export --------------------------------------------------------------------------------------
 def to_hf(model_dir, out_dir, force=False) -> Path:
     """Write ``model_dir``'s model as a transformers directory ``out_dir``."""
-    out = check_output(out_dir, force)
+    out = check_output(out_dir, model_dir, force)
     path = checkpoints.find(model_dir, "the model directory")
     state = checkpoints.read(path, "the model")
     cfg = checkpoints.model_config(state)
@@ -65,6 +65,7 @@ def to_hf(model_dir, out_dir, force=False) -> Path:
         _save_safetensors(tensors, staging / "model.safetensors")
         (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         _write_tokenizer(staging, vocab, model_dir, info.max_positions)
+        mark(staging, "to-hf", model_dir)
     return out
 
 
@@ -237,7 +238,7 @@ def _write_tokenizer(out, vocab, model_dir, max_positions):
 def from_hf(hf_dir, out_dir, force=False) -> Path:
     """Write the transformers RoBERTa in ``hf_dir`` as a roberta-cli model directory ``out_dir``
     (fairseq checkpoint, dict.txt, BPE files, manifest.json)."""
-    hf_dir, out = Path(hf_dir), check_output(out_dir, force)
+    hf_dir, out = Path(hf_dir), check_output(out_dir, hf_dir, force)
     config = _read_hf_config(hf_dir)
     pre_ln = config["model_type"] == MODEL_TYPES[True][0]
     arch = (config.get("architectures") or [MODEL_TYPES[pre_ln][1] + "Model"])[0]
@@ -255,6 +256,7 @@ def from_hf(hf_dir, out_dir, force=False) -> Path:
         _write_bpe_files(staging, hf_dir, vocab)
         if kind == "ForSequenceClassification":
             _write_task_files(staging, config)
+        mark(staging, "from-hf", hf_dir)
     return out
 
 

@@ -57,7 +57,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from roberta_cli import __version__, compat
+from roberta_cli import __version__, checkpoints, compat
 from roberta_cli.data import bpe as bpe_lib
 from roberta_cli.data import corpus
 from roberta_cli.data import manifest as data_manifest
@@ -359,7 +359,8 @@ def binarize_ids(ids_path, sizes: np.ndarray, table: np.ndarray, dictionary,
 def check_destdir(destdir, force: bool = False):
     """Refuse to replace an existing non-empty ``destdir`` unless ``force``, and even then
     anything but a directory roberta-preprocess wrote (it holds manifest.json): never a file,
-    another directory, the current directory or one of its parents."""
+    another directory, a model or run directory (run_file), the current directory or one of
+    its parents."""
     destdir = Path(destdir)
     blocking = next((p for p in destdir.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
@@ -371,6 +372,10 @@ def check_destdir(destdir, force: bool = False):
         raise UserError(f"cannot create {destdir} ({e.strerror or e}); choose a --name or "
                         "--destdir on a writable file system") from None
     if destdir.is_file() or destdir.is_symlink() or (destdir.is_dir() and any(destdir.iterdir())):
+        held = run_file(destdir) if destdir.is_dir() and not destdir.is_symlink() else None
+        if held:  # run directories hold a copy of their data's manifest.json: never ours
+            raise UserError(f"{destdir} holds {held}: it is a model or training run directory, "
+                            "which roberta-preprocess never replaces; choose another --destdir")
         if not force:
             raise UserError(f"{destdir} already exists and is not empty; pass --force to "
                             "replace it, or choose another --name/--destdir")
@@ -393,7 +398,18 @@ def _written_here(destdir: Path) -> bool:
         return True
     entries = [p for p in destdir.iterdir() if not p.name.startswith(".")]
     return bool(entries) and all(data_manifest.SHARD.fullmatch(p.name) and
-                                 (p / data_manifest.NAME).is_file() for p in entries)
+                                 (p / data_manifest.NAME).is_file() and not run_file(p)
+                                 for p in entries)
+
+
+def run_file(directory, ignore=()) -> Optional[str]:
+    """A checkpoint or run file (checkpoints.RUN_FILES) in ``directory``, checkpoints first, other than
+    ``ignore``: its name if ``directory`` is a model or a training or fine-tuning run, else
+    None. No command that writes data directories writes any of them."""
+    names = set(os.listdir(directory)) - set(ignore)
+    held = sorted(n for n in names if n == checkpoints.RELEASED
+                  or n.startswith("checkpoint") and n.endswith(".pt"))
+    return next(iter(held + [n for n in checkpoints.RUN_FILES if n in names]), None)
 
 
 def plan_splits(inputs, valid=None, test=None, valid_fraction=0.0, test_fraction=0.0, seed=1,
