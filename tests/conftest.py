@@ -52,6 +52,17 @@ def run_cli(name, *args, check=True, env=None, timeout=900):
     return proc
 
 
+def main_here(main, capsys, *args):
+    """A command's main() in this process: (exit status, stdout, stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def assert_user_error(proc, prog, *words):
     """A user mistake: exit 2, one line `<prog>: error: ...` on stderr, no traceback."""
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])

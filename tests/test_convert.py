@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import finetune_runs as runs
-from conftest import REPO, assert_user_error, run_cli
+from conftest import REPO, assert_user_error, main_here, run_cli
 from roberta_cli import checkpoints, hub
 from roberta_cli.cli import convert
 from roberta_cli.convert import hf, output, weights
@@ -360,12 +360,8 @@ def test_bad_input_is_one_line(tiny_run, hf_model, tmp_path):
 
 def convert_here(capsys, *args):
     """roberta-convert's main() in this process: (exit status, stderr)."""
-    try:
-        convert.main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
+    code, _, err = main_here(convert.main, capsys, *args)
+    return code, err
 
 
 def snapshot(root):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, main_here, run_cli
 from fairseq.data import Dictionary, encoders
 from fairseq.tasks.sentence_prediction import SentencePredictionConfig, SentencePredictionTask
 from fairseq.tasks.sentence_ranking import SentenceRankingTask
@@ -32,13 +32,7 @@ pytestmark = pytest.mark.e2e  # every test here runs the commands
 
 def preprocess_here(capsys, *args):
     """roberta-preprocess's main() in this process: (exit status, stdout, stderr)."""
-    try:
-        preprocess.main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return main_here(preprocess.main, capsys, *args)
 
 
 def assert_one_line_error(result, *words):
