@@ -7,12 +7,13 @@
 #   recipes/binarize_sharded.sh                           # books -> data-bin/gutenberg-sharded, 4 shards
 #   SHARDS=64 DATA=/corpora/cc-news NAME=ccnews sbatch --array=0-63 recipes/binarize_sharded.sh
 #   SHARD_INDEX=3 SHARDS=64 ... recipes/binarize_sharded.sh   # shard 3 alone, on any scheduler
-#   BPE=bytelevel VOCAB_DATA=/corpora/sample recipes/binarize_sharded.sh   # learned BPE: once, first
+#   BPE=bytelevel VOCAB_DATA=/corpora/sample VOCAB_ONLY=1 recipes/binarize_sharded.sh   # learned BPE: once, first
 #
 # The flow: (1) the vocabulary, once: GPT-2's files, or a BPE learned on VOCAB_DATA into
 # data-bin/NAME-vocab; (2) the shards: all in one run here, or one per job (SLURM_ARRAY_TASK_ID
 # or SHARD_INDEX), every job reading all inputs to cut the same shards; (3) a check that the
-# shards are all there with the same dict.txt (run again without an index after the jobs).
+# shards are all there with the vocabulary's dict.txt (run again without an index after the
+# jobs: existing shards are checked, not made again, unless --force is passed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +34,7 @@ VALID_FRACTION=${VALID_FRACTION-0.05}            # of the documents, into shard0
 INCLUDE=${INCLUDE-}                              # file-name glob inside directories; empty: all
 JSONL_FIELD=${JSONL_FIELD:-text}                 # the text field of .jsonl records
 SEED=${SEED:-1}                                  # the document split (every job must agree)
+VOCAB_ONLY=${VOCAB_ONLY:-}                       # 1: stop after the vocabulary (step 1)
 PREPROCESS=${PREPROCESS:-}                       # the roberta-preprocess to run
 [[ -n "$PREPROCESS" ]] || { PREPROCESS="$ROOT/.venv/bin/roberta-preprocess"; [[ -x "$PREPROCESS" ]] || PREPROCESS=roberta-preprocess; }
 
@@ -44,20 +46,24 @@ common=(--seed "$SEED" --jsonl-field "$JSONL_FIELD")
 # (1) the vocabulary every shard uses
 if [[ "$BPE" == gpt2 ]]; then
     vocab=(--bpe gpt2 --gpt2-dir "$GPT2_DIR" --gpt2-dict "$GPT2_DIR/dict.txt")
+    vocab_dict=$GPT2_DIR/dict.txt
 elif [[ -n "$SHARD_INDEX" ]]; then  # a job of many must not learn its own
     if [[ ! -f "$VOCAB_DIR/dict.txt" ]]; then
         echo "binarize_sharded.sh: no $VOCAB_DIR/dict.txt; learn the BPE once first:" \
-             "BPE=$BPE recipes/binarize_sharded.sh without SLURM_ARRAY_TASK_ID/SHARD_INDEX" >&2
+             "VOCAB_ONLY=1 BPE=$BPE recipes/binarize_sharded.sh (no SLURM_ARRAY_TASK_ID/SHARD_INDEX)" >&2
         exit 2
     fi
     vocab=(--bpe-from "$VOCAB_DIR")
+    vocab_dict=$VOCAB_DIR/dict.txt
 else
     if [[ ! -f "$VOCAB_DIR/dict.txt" ]]; then
         (set -x; "$PREPROCESS" text "$VOCAB_DATA" --destdir "$VOCAB_DIR" --bpe "$BPE" \
             --vocab-size "$VOCAB_SIZE" "${common[@]}" --quiet)
     fi
     vocab=(--bpe-from "$VOCAB_DIR")
+    vocab_dict=$VOCAB_DIR/dict.txt
 fi
+[[ "$VOCAB_ONLY" == 1 ]] && { echo "binarize_sharded.sh: the vocabulary: $vocab_dict" >&2; exit 0; }
 
 # (2) the shards
 if [[ -n "$SHARD_INDEX" ]]; then
@@ -65,7 +71,9 @@ if [[ -n "$SHARD_INDEX" ]]; then
         --num-shards "$SHARDS" "${vocab[@]}" "${common[@]}" "$@")
     exit 0
 fi
-if [[ ! -d "$DESTDIR/shard0" ]]; then
+if [[ -d "$DESTDIR/shard0" && " $* " != *" --force "* ]]; then
+    echo "binarize_sharded.sh: $DESTDIR exists: checking its shards (--force makes them again)" >&2
+else
     (set -x; "$PREPROCESS" text "$DATA" --destdir "$DESTDIR" --shards "$SHARDS" "${vocab[@]}" \
         "${common[@]}" "$@")
 fi
@@ -77,9 +85,9 @@ for ((k = 0; k < SHARDS; k++)); do
              "recipes/binarize_sharded.sh" >&2
         exit 1
     fi
-    if ! cmp -s "$DESTDIR/shard0/dict.txt" "$DESTDIR/shard$k/dict.txt"; then
-        echo "binarize_sharded.sh: $DESTDIR/shard$k/dict.txt differs from shard0's; make it" \
-             "again with the same BPE" >&2
+    if ! cmp -s "$vocab_dict" "$DESTDIR/shard$k/dict.txt"; then
+        echo "binarize_sharded.sh: $DESTDIR/shard$k/dict.txt is not the vocabulary's" \
+             "($vocab_dict): made with another BPE; make the shards again (--force)" >&2
         exit 1
     fi
 done

@@ -6,7 +6,7 @@
 #
 #   HF_MODEL=~/hf/roberta-base CORPUS=~/legal-text recipes/continue_pretraining.sh
 #   MODEL=checkpoints/demo CORPUS=../shared/data/wikitext-2-raw/wiki.test.raw MAX_UPDATE=200 \
-#       recipes/continue_pretraining.sh -- --max-valid-steps 20
+#       recipes/continue_pretraining.sh -- --log-interval 20 -- --max-valid-steps 20
 #
 # Flags after `--` go to roberta-train (and fairseq-train flags after a second `--`).
 set -euo pipefail
@@ -26,6 +26,11 @@ GLUE_DIR=${GLUE_DIR:-$SHARED/glue}
 ROWS=${ROWS:-2000}                                      # its training rows (empty: all)
 [ "${1:-}" = "--" ] && shift
 
+if [ ! -f "$GLUE_DIR/$TASK/train.tsv" ]; then  # before the pretraining, not after it
+  echo "continue_pretraining.sh: error: no $GLUE_DIR/$TASK/train.tsv; TASK= takes a GLUE task" \
+       "name (SST-2, MRPC, ...), GLUE_DIR= the GLUE folder" >&2
+  exit 2
+fi
 mkdir -p "$RUN"
 if [ -n "$HF_MODEL" ]; then
   roberta-convert from-hf "$HF_MODEL" "$RUN/model" --force

@@ -21,7 +21,7 @@ NAME=${NAME:-demo}
 BUDGET=${BUDGET:-cpu-minutes}                # size, vocabulary, schedule: presets.BUDGETS
 WORKERS=${WORKERS:-2}
 GLUE_DIR=${GLUE_DIR:-$SHARED/glue}
-SST2_ROWS=${SST2_ROWS:-4000}                 # training rows of SST-2 (the dev set is used whole)
+SST2_ROWS=${SST2_ROWS:-4000}                 # rows of each SST-2 split (its dev set, 872 rows, stays whole)
 SST2_EPOCHS=${SST2_EPOCHS:-3}
 SST2_LR=${SST2_LR:-1e-3}                     # both arms; a tiny model takes a high LR
 
@@ -30,12 +30,19 @@ if [ ! -e "$DATA" ] || [ ! -f "$VALID" ]; then
        "shared/data folder beside the repository (see its SOURCES.md) or set DATA= and VALID=" >&2
   exit 2
 fi
-eval "$(python -m roberta_cli.presets budget "$BUDGET")"   # SIZE, VOCAB, UPDATES, ...
+settings=$(python -m roberta_cli.presets budget "$BUDGET") || exit 2   # its line said why
+eval "$settings"                             # SIZE, VOCAB, UPDATES, ...
 include=(); [ "$DATA" = "$BOOKS" ] && include=(--include "$INCLUDE")
 
 start=$(date +%s)
 roberta-preprocess text "$DATA" "${include[@]}" --valid "$VALID" --destdir "data-bin/$NAME" \
   --bpe bytelevel --vocab-size "$VOCAB" --doc-boundary file --workers "$WORKERS" --force --quiet
+# a fresh run each time: remove the last demo's run, never a directory of the user's own
+if [ -e "checkpoints/$NAME" ] && ! grep -qs '"budget": "' "checkpoints/$NAME/roberta_train.json"; then
+  echo "demo: error: checkpoints/$NAME exists and is not a demo run (roberta-train --budget);" \
+       "set NAME= to another name" >&2
+  exit 2
+fi
 rm -rf "checkpoints/$NAME" && mkdir -p checkpoints
 log="checkpoints/$NAME.log"
 set +e
@@ -62,7 +69,6 @@ roberta-preprocess glue --task SST-2 --glue-dir "$GLUE_DIR" --bpe-from "checkpoi
   --destdir "data-bin/$NAME-SST-2" --limit "$SST2_ROWS" --force --quiet
 for init in pretrained random; do
   run="checkpoints/$NAME-SST-2-$init"; scratch=(); [ "$init" = random ] && scratch=(--from-scratch)
-  rm -rf "$run"
   roberta-finetune --task SST-2 --model "checkpoints/$NAME" --data "data-bin/$NAME-SST-2" \
     --save-dir "$run" --epochs "$SST2_EPOCHS" --lr "$SST2_LR" "${scratch[@]}" > "$run.log" 2>&1 || {
     tail -n 15 "$run.log" >&2

@@ -9,11 +9,16 @@
 #   NPROC=8 recipes/finetune_glue.sh MNLI -- --fp16                  # 8 GPUs (torchrun)
 #
 # Arguments after TASK go to roberta-finetune (its flags, then `--` and fairseq-train flags).
-# Results: $SAVE_ROOT/<TASK>/results.json (per seed and median), models in .../seed<N>/.
+# Results: $SAVE_ROOT/<TASK>/results.json (per seed and median), models in .../seed<N>/; with
+# LIMIT=N, data and runs are named <TASK>-<N>rows.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-TASK=${1:?usage: finetune_glue.sh TASK|all [roberta-finetune flags] [-- fairseq flags]}
+if [ $# -lt 1 ]; then
+  echo "usage: finetune_glue.sh TASK|all [roberta-finetune flags] [-- fairseq flags]" >&2
+  exit 2
+fi
+TASK=$1
 shift
 MODEL=${MODEL:-$ROOT/checkpoints/demo}         # roberta-train run dir (or a .pt beside dict.txt)
 GLUE_DIR=${GLUE_DIR:-$ROOT/../shared/data/glue}  # CoLA/ SST-2/ ... as download_glue_data.py writes
@@ -27,15 +32,17 @@ NPROC=${NPROC:-1}                              # processes (GPUs) on this node: 
 WORKERS=${WORKERS:-2}                          # preprocessing processes
 TASKS=${TASKS:-"CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE"}   # what `all` looks for
 
+named() { echo "$1${LIMIT:+-${LIMIT}rows}"; }  # data and run names: LIMIT changes the data
+
 finetune() {
   local task=$1; shift
-  local data="$DATA_ROOT/$task"
+  local data="$DATA_ROOT/$(named "$task")"
   if [ ! -f "$data/manifest.json" ]; then
     roberta-preprocess glue --task "$task" --glue-dir "$GLUE_DIR" --bpe-from "$MODEL" \
       --destdir "$data" --workers "$WORKERS" ${LIMIT:+--limit "$LIMIT"}
   fi
   local args=(--task "$task" --model "$MODEL" --data "$data" --seeds "$SEEDS"
-              --save-dir "$SAVE_ROOT/$task" --device "$DEVICE" --precision "$PRECISION")
+              --save-dir "$SAVE_ROOT/$(named "$task")" --device "$DEVICE" --precision "$PRECISION")
   if [ "$NPROC" -gt 1 ]; then
     torchrun --nproc_per_node "$NPROC" -m roberta_cli finetune "${args[@]}" "$@"
   else
@@ -50,20 +57,23 @@ if [ "$TASK" = all ]; then
       echo "finetune_glue.sh: === $task ===" >&2
       finetune "$task" "$@"
       found=1
-    elif [ -d "$GLUE_DIR/$task" ]; then
-      echo "finetune_glue.sh: skipping $task (no train.tsv in $GLUE_DIR/$task)" >&2
+    else
+      echo "finetune_glue.sh: skipping $task (no $GLUE_DIR/$task/train.tsv)" >&2
     fi
   done
   if [ "$found" -eq 0 ]; then
-    echo "finetune_glue.sh: error: no GLUE task with a train.tsv under $GLUE_DIR; set GLUE_DIR=" >&2
+    echo "finetune_glue.sh: error: none of TASKS ($TASKS) has a train.tsv under $GLUE_DIR;" \
+         "set GLUE_DIR= to the GLUE folder, or TASKS= to its task names" >&2
     exit 2
   fi
   for task in $TASKS; do
-    [ -f "$SAVE_ROOT/$task/results.json" ] && python3 -c "
+    results="$SAVE_ROOT/$(named "$task")/results.json"
+    [ -f "$results" ] || continue
+    python3 -c "
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(r['task'], ' '.join(f'{s}:{m}={v:.2f}' for s, ms in r['median'].items() for m, v in ms.items() if m != 'n'))
-" "$SAVE_ROOT/$task/results.json"
+" "$results"
   done
 else
   finetune "$TASK" "$@"

@@ -28,10 +28,15 @@ BATCH=${BATCH:-48}
 EPOCHS=${EPOCHS:-2}
 SEEDS=${SEEDS:-1}                                     # comma-separated
 DEVICE=${DEVICE:-auto}                               # auto | cpu | cuda
-DATA=${DATA:-$ROOT/data-bin/squad-$(basename "$MODEL")-${MAX_LENGTH:-auto}}
+train_name=$(basename "${TRAIN:-${TRAIN_ARTICLES:+${TRAIN_ARTICLES}articles}}" .json)  # the data says what trains
+DATA=${DATA:-$ROOT/data-bin/squad-$(basename "$MODEL")-$train_name-$(basename "$VALID" .json)-${MAX_LENGTH:-auto}}
 SAVE_DIR=${SAVE_DIR:-$ROOT/checkpoints/finetune/squad-$(basename "$MODEL")}
 [ "${1:-}" = "--" ] && shift
 
+if [ -n "$TRAIN" ] && [ ! -f "$TRAIN" ]; then
+  echo "finetune_squad.sh: error: no SQuAD file $TRAIN; set TRAIN= to train-v1.1.json (or v2.0)" >&2
+  exit 2
+fi
 if [ ! -f "$DATA/manifest.json" ]; then
   if [ -z "$TRAIN$TRAIN_ARTICLES" ]; then
     echo "finetune_squad.sh: error: set TRAIN=train-v1.1.json (or TRAIN_ARTICLES=40 to split VALID by article)" >&2

@@ -23,16 +23,24 @@ GLUE_DIR=${GLUE_DIR:-$SHARED/glue}
 RUN=${RUN:-runs/payoff}
 BUDGET=${BUDGET:-cpu-hour}                   # presets.BUDGETS: size, vocabulary, schedule
 vocab=${VOCAB:-}                             # BPE symbols; the budget's row when unset
-eval "$(python -m roberta_cli.presets budget "$BUDGET")"   # SIZE, VOCAB, UPDATES, ...
+settings=$(python -m roberta_cli.presets budget "$BUDGET") || exit 2   # its line said why
+eval "$settings"                             # SIZE, VOCAB, UPDATES, ...
 VOCAB=${vocab:-$VOCAB}
 POINTS=${POINTS:-"$((UPDATES / 4)) $UPDATES"}   # updates of the curve's checkpoints
 TASKS=${TASKS:-"SST-2 MRPC"}
-SST2_ROWS=${SST2_ROWS:-1000}                 # labelled SST-2 rows (0: all); dev sets whole
+SST2_ROWS=${SST2_ROWS:-1000}                 # rows of each SST-2 split (0: all; dev, 872 rows, whole at >= 872)
 SEEDS=${SEEDS:-1,2,3}
 FT_LR=${FT_LR:-1e-3}                         # both arms; small models take a high LR
 FT_EPOCHS=${FT_EPOCHS:-3}                     # small models overfit 1,000 rows after ~3 epochs
 WORKERS=${WORKERS:-2}
 
+for task in $TASKS; do  # before the hour of pretraining, not after it
+  if [ ! -f "$GLUE_DIR/$task/train.tsv" ]; then
+    echo "pretraining_payoff.sh: error: no $GLUE_DIR/$task/train.tsv; TASKS= takes GLUE task" \
+         "names (SST-2, MRPC, ...), GLUE_DIR= the GLUE folder" >&2
+    exit 2
+  fi
+done
 mkdir -p "$RUN"
 times="$RUN/stage_seconds.tsv"
 stage() {  # stage NAME command...: run it unless NAME is done, and record its wall time
@@ -42,24 +50,42 @@ stage() {  # stage NAME command...: run it unless NAME is done, and record its w
   "$@"
   printf '%s\t%s\n' "$name" $(( $(date +%s) - t0 )) >> "$times"
 }
+logged() {  # logged LOG command...: its output into LOG; on failure, LOG's tail on stderr
+  local log=$1; shift
+  "$@" > "$log" 2>&1 || {
+    local status=$?
+    tail -n 15 "$log" >&2
+    echo "pretraining_payoff.sh: error: $1 failed (exit $status); the whole log is in $log" >&2
+    return "$status"
+  }
+}
 
 stage preprocess roberta-preprocess text "$CORPUS" --include "$INCLUDE" --destdir "$RUN/bin" --bpe bytelevel \
   --vocab-size "$VOCAB" --doc-boundary file --valid-fraction 0.02 --workers "$WORKERS" --force --quiet
 # a checkpoint at every point (checkpoint_E_U.pt), none deleted
 interval=$(python -c "import math, sys; print(math.gcd(*map(int, sys.argv[1:])))" $POINTS)
-stage pretrain roberta-train "$RUN/bin" --budget "$BUDGET" --save-dir "$RUN/pretrained" \
-  --valid-interval "$interval" --log-interval 100 "$@" -- --keep-interval-updates -1 \
-  --max-valid-steps 40 > "$RUN/pretrain.log" 2>&1
+stage pretrain logged "$RUN/pretrain.log" roberta-train "$RUN/bin" --budget "$BUDGET" \
+  --save-dir "$RUN/pretrained" --valid-interval "$interval" --log-interval 100 "$@" -- \
+  --keep-interval-updates -1 --max-valid-steps 40
 
 model_at() {  # model_at POINT: the checkpoint kept at that update; 0: the run (for its shape)
-  if [ "$1" = 0 ]; then echo "$RUN/pretrained"; else ls "$RUN"/pretrained/checkpoint_*_"$1".pt; fi
+  if [ "$1" = 0 ]; then echo "$RUN/pretrained"; return; fi
+  local found=("$RUN"/pretrained/checkpoint_*_"$1".pt)
+  [ -f "${found[0]}" ] && echo "${found[0]}"
 }
+for point in $POINTS; do
+  if ! model_at "$point" > /dev/null; then
+    echo "pretraining_payoff.sh: error: $RUN/pretrained has no checkpoint at update $point;" \
+         "POINTS= takes updates the run saved (its checkpoint_*_N.pt)" >&2
+    exit 2
+  fi
+done
 finetune() {  # finetune TASK NAME POINT: the task's data in RUN/NAME, runs in RUN/ft/NAME-POINT
   local task=$1 name=$2 point=$3 scratch=()
   [ "$point" = 0 ] && scratch=(--from-scratch)
-  roberta-finetune --task "$task" --model "$(model_at "$point")" --data "$RUN/$name" \
-    --save-dir "$RUN/ft/$name-$point" --seeds "$SEEDS" --epochs "$FT_EPOCHS" --lr "$FT_LR" \
-    "${scratch[@]}" > "$RUN/ft/$name-$point.log" 2>&1
+  logged "$RUN/ft/$name-$point.log" roberta-finetune --task "$task" --model "$(model_at "$point")" \
+    --data "$RUN/$name" --save-dir "$RUN/ft/$name-$point" --seeds "$SEEDS" --epochs "$FT_EPOCHS" \
+    --lr "$FT_LR" "${scratch[@]}"
 }
 probe() {  # probe NAME POINT: a logistic regression on the frozen features, RUN/probe/NAME-POINT.json
   local name=$1 point=$2 random=()

@@ -156,11 +156,16 @@ def lr_for_batch(total_batch, size_name=None):
     return dict(BATCH_LR[row])
 
 
+USAGE = "usage: python -m roberta_cli.presets [size NAME | budget NAME]"
+
+
 def _main(argv):
     if argv[:1] in (["size"], ["budget"]) and len(argv) == 2:
         for k, v in (size if argv[0] == "size" else budget)(argv[1]).items():
             print(f"{k.upper()}={v}")
         return
+    if argv:
+        raise KeyError(f"{' '.join(argv)!r} is not a table row; {USAGE}")
     print("sizes:")
     for name, row in SIZES.items():
         print(f"  {name:7s} " + " ".join(f"{k}={v}" for k, v in row.items()))
@@ -178,4 +183,5 @@ if __name__ == "__main__":
     try:
         _main(sys.argv[1:])
     except KeyError as e:
-        sys.exit(f"error: {e.args[0]}")
+        print(f"presets: error: {e.args[0]}", file=sys.stderr)
+        sys.exit(2)

@@ -88,3 +88,8 @@ def test_rerun_keeps_finished_rows(masking_run):
     assert static_row.stat().st_mtime_ns == before
     assert checkpoint.stat().st_mtime_ns == ckpt_before  # pretraining not redone
     assert (run / "dynamic" / "seed1" / "row.json").is_file()
+    wiki = args[-3].parent / "wikitext-2-raw" / "wiki.valid.raw"
+    other = [wiki if a == args[-3] else a for a in args]  # another --data
+    proc = run_cli("roberta-train", *other, check=False)
+    assert_user_error(proc, "roberta-train", "holds a run made with data", "--run-dir")
+    assert static_row.stat().st_mtime_ns == before

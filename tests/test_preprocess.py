@@ -380,13 +380,17 @@ def test_sharded_recipe_learns_the_bpe_once_then_one_job_per_shard(books_dir, tm
         return subprocess.run(recipe, env={**env, **extra}, capture_output=True, text=True, timeout=300)
 
     early = run(SLURM_ARRAY_TASK_ID="1")
-    assert early.returncode == 2 and "learn the BPE once first" in early.stderr
-    assert run().returncode == 0  # learns data-bin/NAME-vocab, then both shards in one run
-    shutil.rmtree(tmp_path / "bin")
+    assert early.returncode == 2 and "learn the BPE once first: VOCAB_ONLY=1" in early.stderr
+    assert run(VOCAB_ONLY="1").returncode == 0  # data-bin/NAME-vocab alone
+    assert (tmp_path / "bin-vocab" / "dict.txt").is_file() and not (tmp_path / "bin").exists()
     for k in ("1", "0"):
         proc = run(SLURM_ARRAY_TASK_ID=k)
         assert proc.returncode == 0, proc.stderr[-2000:]
-    done = run()
+    done = run()  # the shards are there: checked, not made again
     assert done.returncode == 0 and "2 shards" in done.stdout, done.stderr[-2000:]
+    assert "checking its shards" in done.stderr
     dicts = {(tmp_path / f"bin/shard{k}/dict.txt").read_bytes() for k in range(2)}
     assert dicts == {(tmp_path / "bin-vocab/dict.txt").read_bytes()}
+    shutil.copyfile(books_dir / sorted(os.listdir(books_dir))[0], tmp_path / "bin/shard1/dict.txt")
+    other = run()  # a shard of another vocabulary
+    assert other.returncode == 1 and "shard1/dict.txt is not the vocabulary's" in other.stderr

@@ -157,6 +157,20 @@ def summarize_row(row_dir, name, row, tasks, seconds):
     return summary
 
 
+def check_resumable(run_dir, plan):
+    """Finished rows are kept when run again: only with the settings they were made with (more
+    seeds may be added)."""
+    path = Path(run_dir, "ablation.json")
+    if not path.is_file():
+        return
+    before = json.loads(path.read_text())
+    changed = [k for k in ("ablation", "scale", "data", "tasks") if before.get(k) != plan[k]]
+    if changed:
+        was = "; ".join(f"{k} {before.get(k)}" for k in changed)
+        raise UserError(f"{run_dir} holds a run made with {was}; run it with those settings to "
+                        "resume it, or choose another --run-dir (RUN_DIR= in the recipes)")
+
+
 def run(ablation, run_dir, scale_name, seeds, tasks, data, glue_dir, gpt2_dir, extra=()):
     """Every row x seed of ``ablation``; rows already finished are kept."""
     try:
@@ -169,9 +183,10 @@ def run(ablation, run_dir, scale_name, seeds, tasks, data, glue_dir, gpt2_dir, e
             raise UserError(f"--tasks {task}: downstream tasks are GLUE tasks "
                             f"({', '.join(TASKS)})")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     plan = {"ablation": ablation, "scale": scale_name, "scale_settings": scale, "rows": rows,
             "seeds": list(seeds), "tasks": list(tasks), "data": str(data), "hardware": hardware()}
+    check_resumable(run_dir, plan)
+    run_dir.mkdir(parents=True, exist_ok=True)
     Path(run_dir, "ablation.json").write_text(json.dumps(plan, indent=1) + "\n")
     corpus = prepare_data(run_dir, data, scale, gpt2_dir)
     task_dirs = {t: prepare_task(run_dir, t, glue_dir, corpus, scale["ft_rows"]) for t in tasks}

@@ -123,6 +123,9 @@ def main(argv=None):
                                 description="table and curve of recipes/pretraining_payoff.sh")
     p.add_argument("run", help="the recipe's RUN directory")
     o = p.parse_args(argv)
+    if not Path(o.run, "pretrained", "train_log.jsonl").is_file():
+        sys.exit(f"payoff: error: {o.run} holds no pretraining run (pretrained/train_log.jsonl); "
+                 "pass the RUN directory of recipes/pretraining_payoff.sh")
     text, per_name, tokens = table(o.run)
     Path(o.run, "payoff.md").write_text(text + "\n")
     plot(Path(o.run, "payoff.png"), per_name, tokens)
