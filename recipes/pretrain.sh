@@ -27,6 +27,12 @@ NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 MASTER_PORT=${MASTER_PORT:-29500}
 LAUNCHER=${LAUNCHER:-auto}                  # auto | plain | torchrun | slurm
+for var in NPROC NNODES NODE_RANK; do
+  if ! [[ ${!var} =~ ^[0-9]+$ ]]; then
+    echo "pretrain.sh: error: $var=${!var} is not a whole number" >&2
+    exit 2
+  fi
+done
 
 args=("$DATA" --size "$SIZE" --batch-size "$BATCH" --tokens-per-sample "$TOKENS"
       --max-update "$MAX_UPDATE" --save-dir "$SAVE_DIR")

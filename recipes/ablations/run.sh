@@ -9,7 +9,11 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
-ABLATION=${1:?usage: run.sh masking|input_format|batch_size [-- fairseq flags]}; shift
+if [ $# -lt 1 ]; then
+  echo "usage: run.sh masking|input_format|batch_size [-- fairseq flags]" >&2
+  exit 2
+fi
+ABLATION=$1; shift
 SHARED=${SHARED:-$ROOT/../shared/data}
 SCALE=${SCALE:-cpu-minutes}           # cpu-minutes | cpu-hours | gpu-hours
 SEEDS=${SEEDS:-1}                     # comma-separated; the report shows mean ± std
