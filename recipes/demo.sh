@@ -34,15 +34,16 @@ settings=$(python -m roberta_cli.presets budget "$BUDGET") || exit 2   # its lin
 eval "$settings"                             # SIZE, VOCAB, UPDATES, ...
 include=(); [ "$DATA" = "$BOOKS" ] && include=(--include "$INCLUDE")
 
-start=$(date +%s)
-roberta-preprocess text "$DATA" "${include[@]}" --valid "$VALID" --destdir "data-bin/$NAME" \
-  --bpe bytelevel --vocab-size "$VOCAB" --doc-boundary file --workers "$WORKERS" --force --quiet
-# a fresh run each time: remove the last demo's run, never a directory of the user's own
+# a fresh run each time (below): the last demo's run goes, never a directory of the user's own
 if [ -e "checkpoints/$NAME" ] && ! grep -qs '"budget": "' "checkpoints/$NAME/roberta_train.json"; then
   echo "demo: error: checkpoints/$NAME exists and is not a demo run (roberta-train --budget);" \
        "set NAME= to another name" >&2
   exit 2
 fi
+
+start=$(date +%s)
+roberta-preprocess text "$DATA" "${include[@]}" --valid "$VALID" --destdir "data-bin/$NAME" \
+  --bpe bytelevel --vocab-size "$VOCAB" --doc-boundary file --workers "$WORKERS" --force --quiet
 rm -rf "checkpoints/$NAME" && mkdir -p checkpoints
 log="checkpoints/$NAME.log"
 set +e
