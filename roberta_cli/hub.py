@@ -56,7 +56,18 @@ def from_pretrained(model_dir, checkpoint_file=None, device=None, precision="fp3
         **{**bpe_args(model_dir), **overrides})
     hub = RobertaHub(loaded["args"], loaded["task"], loaded["models"][0]).eval()
     hub.autocast_dtype = PRECISIONS[precision]
-    return hub.to(device) if device else hub
+    return hub.to(_device(device)) if device else hub
+
+
+def _device(device):
+    """``device`` as torch takes it; a UserError for one this machine does not have."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device {device!r}; use 'cpu' or 'cuda' (or 'cuda:N')") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {str(device)!r}: this torch has no CUDA device; use 'cpu'")
+    return device
 
 
 class RobertaHub(RobertaHubInterface):
@@ -78,7 +89,8 @@ class RobertaHub(RobertaHubInterface):
     def encode_batch(self, sentences):
         """``encode`` each item: a string, or a tuple of strings for a sentence pair. Byte-level
         BPEs (GPT-2's, learned ones) run on roberta_cli's fast encoder, with ``encode``'s ids."""
-        items = [tuple(s) if isinstance(s, (tuple, list)) else (s,) for s in sentences]
+        items = [tuple(s) if isinstance(s, (tuple, list)) else (s,)
+                 for s in self._items(sentences, "encode_batch")]
         fast = self._batch_bpe()
         if fast is None:
             return [self.encode(*s) for s in items]
@@ -116,7 +128,8 @@ class RobertaHub(RobertaHubInterface):
         limit = self.model.max_positions()
         if order and len(token_lists[order[0]]) > limit:
             raise UserError(f"item {order[0]} has {len(token_lists[order[0]])} tokens, more than "
-                            f"the model's {limit} positions; shorten it (tokens[:{limit}])")
+                            f"the model's {limit} positions; shorten the text (or pass its "
+                            f"tokens cut to {limit})")
         batch = []
         for i in order:
             if batch and len(token_lists[batch[0]]) * (len(batch) + 1) > self.max_tokens:
@@ -131,6 +144,22 @@ class RobertaHub(RobertaHubInterface):
         padded = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True, padding_value=pad)
         return padded.to(self.device)
 
+    @staticmethod
+    def _items(items, method):
+        """``items`` as a list, each a string, a pair of strings or a 1-D token tensor; a
+        UserError naming the first that is not (a bare string is one item, not a batch)."""
+        if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+            raise UserError(f"{method} takes a list of items, not {type(items).__name__}; "
+                            "wrap a single one in a list")
+        for i, item in enumerate(items):
+            texts = item if isinstance(item, (list, tuple)) else [item]
+            if torch.is_tensor(item) and item.dim() == 1:
+                continue
+            if not texts or len(texts) > 2 or not all(isinstance(t, str) for t in texts):
+                raise UserError(f"{method}: item {i} is not a string, a pair of strings or a "
+                                f"1-D token tensor ({type(item).__name__})")
+        return list(items)
+
     def _tokens(self, items):
         """Token tensors for items that are tensors already, strings or pairs of strings."""
         texts = [i for i, t in enumerate(items) if not torch.is_tensor(t)]
@@ -143,7 +172,7 @@ class RobertaHub(RobertaHubInterface):
     def extract_features_batch(self, items, return_all_hiddens=False):
         """Last-layer features (or all layers) per item, each of shape (len, hidden) unpadded;
         items are strings, pairs of strings, or token tensors from ``encode``."""
-        tokens = self._tokens(items)
+        tokens = self._tokens(self._items(items, "extract_features_batch"))
         out = [None] * len(tokens)
         for idx, batch in self._batches(tokens):
             features, extra = self._forward(batch, features_only=True,
@@ -156,10 +185,24 @@ class RobertaHub(RobertaHubInterface):
                 out[i] = [h[row, :n] for h in layers] if layers else features[row, :n]
         return out
 
+    def _check_head(self, head):
+        if head not in self.model.classification_heads:
+            heads = ", ".join(self.model.classification_heads) or "none"
+            raise UserError(f"no classification head {head!r} (heads: {heads}); add one with "
+                            "register_classification_head, or load a fine-tuned model")
+
+    def predict(self, head, tokens, return_logits=False):
+        """fairseq's predict, with a UserError for a head the model does not have."""
+        self._check_head(head)
+        return super().predict(head, tokens, return_logits)
+
     @torch.inference_mode()
     def predict_batch(self, head, items, return_logits=False):
         """Class log-probabilities (or logits) of ``head`` for each item, as one tensor."""
-        tokens = self._tokens(items)
+        self._check_head(head)
+        tokens = self._tokens(self._items(items, "predict_batch"))
+        if not tokens:
+            return torch.empty(0)
         out = [None] * len(tokens)
         for idx, batch in self._batches(tokens):
             features = self._forward(batch, features_only=True)[0].float()
@@ -171,9 +214,22 @@ class RobertaHub(RobertaHubInterface):
         return torch.stack(out)
 
     # --- fill-mask -------------------------------------------------------------------------
-    def _masked_tokens(self, masked_input):
+    def _mask_index(self):
+        """<mask>'s index: the masked-LM task's, or (a fine-tuned model's task) the dictionary's."""
+        index = getattr(self.task, "mask_idx", None)
+        if index is None:
+            d = self.task.source_dictionary
+            index = d.index(MASK)
+            if index == d.unk():
+                raise UserError(f"this model's dictionary has no {MASK}: it cannot fill masks")
+        return index
+
+    def _masked_tokens(self, masked_input, i=0):
+        if not isinstance(masked_input, str):
+            raise UserError(f"fill_mask: item {i} is a {type(masked_input).__name__}, not a string")
         if MASK not in masked_input:
-            raise UserError(f"fill_mask needs at least one {MASK} in the input, e.g. 'He is a {MASK} guy'")
+            raise UserError(f"fill_mask needs at least one {MASK} in each input (item {i} has "
+                            f"none), e.g. 'He is a {MASK} guy'")
         spans = [self.bpe.encode(span.rstrip()) for span in masked_input.split(MASK)]
         line = "<s> " + f" {MASK} ".join(spans).strip() + " </s>"
         return self.task.source_dictionary.encode_line(line, append_eos=False, add_if_not_exist=False).long()
@@ -198,7 +254,7 @@ class RobertaHub(RobertaHubInterface):
         pieces of a multi-byte character (they decode to U+FFFD on their own)."""
         if getattr(self, "_unfillable_ids", None) is None:
             d = self.task.source_dictionary
-            bad = [i for i in range(len(d)) if i < d.nspecial or i == self.task.mask_idx
+            bad = [i for i in range(len(d)) if i < d.nspecial or i == self._mask_index()
                    or d[i].startswith("madeupword") or "\ufffd" in self._word(d[i])]
             self._unfillable_ids = torch.tensor(bad, dtype=torch.long)
         return self._unfillable_ids
@@ -217,19 +273,25 @@ class RobertaHub(RobertaHubInterface):
 
     @torch.inference_mode()
     def fill_mask(self, masked_input, topk=5):
-        """Top-k fillers for each <mask>. One mask: [(filled sentence, prob, word)] as in fairseq.
+        """Top-k fillers for each <mask>. One mask: [(filled sentence, prob, word)], fairseq's form.
         Several masks: one such list per mask; the other masks take their top-1 word."""
         return self.fill_mask_batch([masked_input], topk)[0]
 
     @torch.inference_mode()
     def fill_mask_batch(self, masked_inputs, topk=5):
         """``fill_mask`` for many inputs, run as padded, length-sorted batches."""
-        tokens = [self._masked_tokens(s) for s in masked_inputs]
+        masked_inputs = self._items(masked_inputs, "fill_mask_batch")
+        tokens = [self._masked_tokens(s, i) for i, s in enumerate(masked_inputs)]
+        fillable = len(self.task.source_dictionary) - len(self._unfillable())
+        if not isinstance(topk, int) or not 1 <= topk <= fillable:
+            raise UserError(f"topk {topk!r}: pass a whole number from 1 to {fillable} (the "
+                            "symbols fill_mask can propose)")
         out = [None] * len(tokens)
+        mask = self._mask_index()
         for idx, batch in self._batches(tokens):
             logits = self._forward(batch, features_only=False)[0]
             for row, i in enumerate(idx):
-                positions = (tokens[i] == self.task.mask_idx).nonzero(as_tuple=True)[0]
+                positions = (tokens[i] == mask).nonzero(as_tuple=True)[0]
                 out[i] = self._fill(masked_inputs[i], tokens[i], logits[row, positions], topk)
         return out
 
@@ -282,6 +344,7 @@ class RobertaHub(RobertaHubInterface):
     def predict_label_batch(self, items):
         """``predict_label`` for many items: strings, or (text, text2) pairs."""
         manifest = self._finetuned("classification", "regression")
+        items = self._items(items, "predict_label_batch")
         stripped = [tuple(t.strip() for t in item) if isinstance(item, (tuple, list))
                     else item.strip() for item in items]
         tokens = [self._cut(t) for t in self.encode_batch(stripped)]

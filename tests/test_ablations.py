@@ -37,6 +37,15 @@ def test_bad_names_get_one_clear_line(tmp_path):
     assert_user_error(proc, "roberta-train", "unknown ablation 'nsp'", "batch_size")
     proc = run_cli("roberta-train", "report", tmp_path, check=False)
     assert_user_error(proc, "roberta-train", "not an ablation run directory")
+    (tmp_path / "notes.txt").write_text("mine")
+    for args, words in ((["--run-dir", tmp_path], ["holds files that are not an ablation run's"]),
+                        (["--run-dir", tmp_path / "notes.txt"], ["is a file"]),
+                        (["--run-dir", tmp_path / "new", "--seeds", "-1"], ["whole numbers >= 0"]),
+                        (["--run-dir", tmp_path / "new", "--data", tmp_path / "nope"],
+                         ["does not exist"])):
+        proc = run_cli("roberta-train", "ablation", "masking", *args, check=False)
+        assert_user_error(proc, "roberta-train", *words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 @pytest.fixture(scope="module")

@@ -114,6 +114,29 @@ def test_bf16_precision_stays_close_to_fp32(model, tiny_run, shared_data):
     assert named.fill_mask_batch(masked[:1], topk=1) == model.fill_mask_batch(masked[:1], topk=1)
 
 
+def test_misuse_is_one_clear_error(model, tiny_run):
+    """A user's mistake is a UserError naming it, not an error from deep inside torch."""
+    text = "It was a dark and stormy <mask>."
+    for call, words in (
+            (lambda: model.extract_features_batch("hello"), "takes a list of items, not str"),
+            (lambda: model.extract_features_batch([None]), "item 0 is not a string"),
+            (lambda: model.fill_mask_batch([text, "no mask"]), r"item 1 has\s+none"),
+            (lambda: model.fill_mask(123), "item 0 is not a string"),
+            (lambda: model.fill_mask(text, topk=0), "topk 0: pass a whole number from 1"),
+            (lambda: model.fill_mask(text, topk=10 ** 6), "topk 1000000"),
+            (lambda: model.predict("nope", model.encode("hi")), "no classification head 'nope'"),
+            (lambda: model.predict_batch("nope", ["hi"]), "no classification head 'nope'"),
+            (lambda: hub.from_pretrained(tiny_run, device="gpu"), "unknown device 'gpu'")):
+        with pytest.raises(UserError, match=words):
+            call()
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA device"):
+            hub.from_pretrained(tiny_run, device="cuda")
+    fresh = hub.from_pretrained(tiny_run)
+    fresh.register_classification_head("probe", num_classes=2)
+    assert fresh.predict_batch("probe", []).shape == (0,)
+
+
 def test_device_moves_and_eval(model):
     moved = model.to("cpu").eval()
     assert moved.device.type == "cpu" and not moved.model.training

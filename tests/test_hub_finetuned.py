@@ -57,6 +57,10 @@ def test_wrong_use_is_a_clear_error(sst2_model, tiny_run):
             sst2_model.predict_label("text")
     finally:
         del sst2_model.finetuned_head
+    with pytest.raises(UserError, match="predict_label_batch takes a list of items, not str"):
+        sst2_model.predict_label_batch("a bare string")
+    # the masked-LM head stays: a fine-tuned model still fills masks
+    assert len(sst2_model.fill_mask("It was a <mask> film.", topk=3)) == 3
 
 
 def test_regression_returns_floats(tiny_run, shared_data, tmp_path_factory):

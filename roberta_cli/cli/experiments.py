@@ -55,9 +55,6 @@ def add_parsers(commands):
 
 
 def run_ablation(o, passthrough):
-    if not Path(o.data).exists():
-        raise UserError(f"--data {o.data} does not exist; pass a corpus, or set ROBERTA_CLI_DATA "
-                        "to the shared data folder")
     run_dir = ablations.run(o.ablation, o.run_dir, o.scale, o.seeds, o.tasks, o.data,
                             o.glue_dir, o.gpt2_dir, ["--", *passthrough] if passthrough else [])
     print(f"{PROG}: ablation {o.ablation} finished in {run_dir}", file=sys.stderr)

@@ -158,10 +158,15 @@ def summarize_row(row_dir, name, row, tasks, seconds):
 
 
 def check_resumable(run_dir, plan):
-    """Finished rows are kept when run again: only with the settings they were made with (more
-    seeds may be added)."""
+    """``run_dir`` is new, empty or an ablation run; finished rows are kept when run again: only
+    with the settings they were made with (more seeds may be added)."""
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise UserError(f"--run-dir {run_dir} is a file; choose a directory for the run")
     path = Path(run_dir, "ablation.json")
     if not path.is_file():
+        if Path(run_dir).is_dir() and any(Path(run_dir).iterdir()):
+            raise UserError(f"--run-dir {run_dir} holds files that are not an ablation run's; "
+                            "choose a new or empty directory")
         return
     before = json.loads(path.read_text())
     changed = [k for k in ("ablation", "scale", "data", "tasks") if before.get(k) != plan[k]]
@@ -182,6 +187,11 @@ def run(ablation, run_dir, scale_name, seeds, tasks, data, glue_dir, gpt2_dir, e
         if task not in TASKS:
             raise UserError(f"--tasks {task}: downstream tasks are GLUE tasks "
                             f"({', '.join(TASKS)})")
+    if any(seed < 0 for seed in seeds):
+        raise UserError(f"--seeds {','.join(map(str, seeds))}: seeds are whole numbers >= 0")
+    if not Path(data).exists():
+        raise UserError(f"--data {data} does not exist; pass a corpus (raw text or a data-bin), "
+                        "or set ROBERTA_CLI_DATA to the shared data folder")
     run_dir = Path(run_dir)
     plan = {"ablation": ablation, "scale": scale_name, "scale_settings": scale, "rows": rows,
             "seeds": list(seeds), "tasks": list(tasks), "data": str(data), "hardware": hardware()}
