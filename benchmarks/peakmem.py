@@ -43,7 +43,12 @@ def main():
     if not module or not function:
         print(f"peakmem.py: error: {entry!r} is not module:function", file=sys.stderr)
         return 2
-    fn = getattr(importlib.import_module(module), function)
+    try:
+        fn = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as e:
+        print(f"peakmem.py: error: cannot load {entry!r} ({e}); pass an importable "
+              "module:function, e.g. roberta_cli.cli.train:main", file=sys.stderr)
+        return 2
     sys.argv = [entry, *sys.argv[2:]]
     status = 0
     try:
