@@ -124,6 +124,54 @@ def test_import_of_the_export_gives_the_same_weights_bit_for_bit(lm, tmp_path):
 
 
 @pytest.fixture(scope="module")
+def bytelevel_run(shared_data, tmp_path_factory):
+    """A model with a LEARNED byte-level BPE (2000 tokens): its dict.txt holds only the tokens
+    seen in its data, so some BPE tokens (intermediate merges, mostly) are <unk> to fairseq."""
+    root = tmp_path_factory.mktemp("bytelevel")
+    run_cli("roberta-preprocess", "text", shared_data / "gutenberg" / "pg11.txt", "--bpe",
+            "bytelevel", "--vocab-size", "2000", "--valid-fraction", "0.1", "--destdir",
+            root / "bin", "--workers", "1", "--quiet")
+    run_cli("roberta-train", root / "bin", "--save-dir", root / "run", "--size", "tiny",
+            "--tokens-per-sample", "64", "--batch-size", "8", "--max-update", "2",
+            "--device", "cpu")
+    return perturbed(root / "run", root / "model")
+
+
+def test_learned_bpe_exports_a_tokenizer_with_the_hubs_ids(bytelevel_run, shared_data, tmp_path):
+    """Every BPE token stays in the tokenizer (its merges need them all); those dict.txt lacks
+    get ids after <mask> whose rows are <unk>'s: mapped to 3 they are the hub's ids, the logits
+    are the hub's, and from-hf folds them back into <unk>."""
+    import tokenizers
+
+    out = hf.to_hf(bytelevel_run, tmp_path / "hf")
+    m = hub.from_pretrained(bytelevel_run)
+    rows = checkpoints.embedding_rows(bytelevel_run / "dict.txt")
+    bpe_vocab = json.loads((bytelevel_run / "vocab.json").read_text(encoding="utf-8"))
+    vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
+    assert sorted(vocab.values()) == list(range(len(vocab))) and len(vocab) > rows
+    assert set(bpe_vocab) <= set(vocab)  # the learned BPE's tokens, dict.txt lacks some
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    raw = tokenizers.Tokenizer.from_file(str(out / "tokenizer.json"))
+    lines = wiki_lines(shared_data, 300) + ["Tabs\tand\t\ttabs, emoji 😀🤖, naïve 中文 ∮ x\u00a0y"]
+    ours = [t.tolist() for t in m.encode_batch(lines)]
+    theirs = tok(lines)["input_ids"]
+    assert [e.ids for e in raw.encode_batch(lines)] == theirs
+    unk = [[3 if i >= rows else i for i in ids] for ids in theirs]
+    assert unk == ours
+    assert sum(i >= rows for ids in theirs for i in ids) == sum(i == 3 for ids in ours for i in ids) > 0
+    model = transformers.AutoModelForMaskedLM.from_pretrained(out).eval()
+    assert model.config.vocab_size == len(vocab)
+    texts = [line for line, ids in zip(lines, theirs) if max(ids) >= rows][:8]
+    tokens, mask = padded(m, texts)
+    their_tokens = m._pad([torch.tensor(t[:64]) for t in tok(texts)["input_ids"]])
+    with torch.no_grad():
+        close(m.model(tokens)[0], model(input_ids=their_tokens, attention_mask=mask).logits[..., :rows],
+              mask)
+    back = hub.from_pretrained(hf.from_hf(out, tmp_path / "back"))
+    assert [t.tolist() for t in back.encode_batch(lines)] == ours
+
+
+@pytest.fixture(scope="module")
 def hf_model(shared_data, tmp_path_factory):
     """A transformers RoBERTa built here: random weights, the real GPT-2 vocabulary laid out
     as roberta-base's (fairseq's dict.txt order), a token-type row that is not zero."""
@@ -321,6 +369,38 @@ def test_stock_fairseq_loads_the_fairseq_export(tiny_run, tmp_path):
                                theirs, rtol=1e-5, atol=1e-5)
 
 
+def test_fine_tuned_model_exports_to_fairseq_with_its_task_files(tiny_run, shared_data,
+                                                                 tmp_path_factory, tmp_path):
+    """fairseq's sentence_prediction task reads input0/dict.txt and label/dict.txt; the hub
+    reads the task manifest too. A checkpoint .pt file stands for its directory."""
+    from fairseq.models.roberta import RobertaModel
+
+    save, _ = runs.sst2(tiny_run, shared_data, tmp_path_factory)
+    seed = save / "seed1"
+    out = to_fairseq(seed / "checkpoint_best.pt", tmp_path / "fs")
+    for name in ("input0/dict.txt", "label/dict.txt", "task_manifest.json", "dict.txt"):
+        assert (out / name).read_bytes() == (seed / name).read_bytes(), name
+    texts = ["a gorgeous film", "a dull, lifeless mess"]
+    assert hub.from_pretrained(out).predict_label_batch(texts) == \
+        hub.from_pretrained(seed).predict_label_batch(texts)
+    fs = RobertaModel.from_pretrained(str(out), "checkpoint_best.pt", bpe="gpt2",
+                                      gpt2_encoder_json=str(out / "encoder.json"),
+                                      gpt2_vocab_bpe=str(out / "vocab.bpe")).eval()
+    m = hub.from_pretrained(seed)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            fs.predict("sentence_classification_head", fs.encode(texts[0])),
+            m.predict("sentence_classification_head", m.encode(texts[0])))
+
+
+def test_a_checkpoint_file_stands_for_its_model_directory(tiny_run, tmp_path, capsys):
+    code, err = convert_here(capsys, "to-hf", tiny_run / "checkpoint_best.pt", tmp_path / "a")
+    assert code == 0, err
+    hf.to_hf(tiny_run, tmp_path / "b")
+    for name in ("model.safetensors", "config.json", "vocab.json", "tokenizer.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
 # --- bad input ------------------------------------------------------------------------------------------
 def test_bad_input_is_one_line(tiny_run, hf_model, tmp_path):
     bert = tmp_path / "bert"
@@ -337,7 +417,20 @@ def test_bad_input_is_one_line(tiny_run, hf_model, tmp_path):
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "notes.txt").write_text("mine")
+    no_dict, no_bpe, not_json = tmp_path / "no-dict", tmp_path / "no-bpe", tmp_path / "not-json"
+    for d, names in ((no_dict, ("encoder.json", "vocab.bpe")), (no_bpe, ("dict.txt",))):
+        d.mkdir()
+        for name in ("checkpoint_best.pt", *names):
+            (d / name).symlink_to(tiny_run / name)
+    shutil.copytree(hf_model["mlm"], not_json)
+    (not_json / "config.json").write_text('{"model_type": "roberta",')
     cases = [
+        (["to-fairseq", no_dict, tmp_path / "e"], ["no-dict has no dict.txt", "beside the checkpoint"]),
+        (["to-fairseq", no_bpe, tmp_path / "e"], ["no BPE files in", "no-bpe", "vocab.bpe"]),
+        (["to-hf", no_dict, tmp_path / "e"], ["no-dict has no dict.txt"]),
+        (["to-hf", tmp_path / "missing", tmp_path / "e"], ["missing does not exist", "model directory"]),
+        (["to-hf", tiny_run / "dict.txt", tmp_path / "e"], ["not a model directory nor a checkpoint"]),
+        (["from-hf", not_json, tmp_path / "e"], ["config.json is not JSON", "save_pretrained"]),
         (["from-hf", bert, tmp_path / "a"], ["'bert' model, not a RoBERTa"]),
         (["from-hf", no_tokenizer, tmp_path / "b"], ["no merges.txt", "tokenizer"]),
         (["to-hf", other_vocab, tmp_path / "c"], ["dict.txt has 100 symbols", "50265"]),
@@ -355,7 +448,7 @@ def test_bad_input_is_one_line(tiny_run, hf_model, tmp_path):
             shutil.copyfile(tiny_run / name, tmp_path / "headed" / name)
         torch.save(state, tmp_path / "headed" / "checkpoint_best.pt")
         hf.to_hf(tmp_path / "headed", tmp_path / "d")
-    assert not (tmp_path / "d").exists()
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
 
 
 def convert_here(capsys, *args):

@@ -46,7 +46,8 @@ def build_parser():
         c = commands.add_parser(name, help=summary, description=f"{summary}.\n\n{description}",
                                 epilog=f"examples:\n  {example}")
         c.set_defaults(convert=convert)
-        c.add_argument("source", help="the model directory to convert")
+        c.add_argument("source", help="the transformers directory to convert" if name == "from-hf"
+                       else "the model directory to convert (or a checkpoint .pt file in one)")
         c.add_argument("out_dir", help="where to write the converted model (must not exist)")
         c.add_argument("--force", action="store_true",
                        help="replace OUT_DIR when it holds a converted model")

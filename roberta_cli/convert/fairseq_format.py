@@ -7,10 +7,11 @@ roberta-cli checkpoint that way; ``write_checkpoint`` is also how Hugging Face m
     RobertaModel.from_pretrained("exported/books", "checkpoint_best.pt", bpe="gpt2")
 """
 import argparse
+import shutil
 from pathlib import Path
 
 from roberta_cli import checkpoints, compat
-from roberta_cli.convert.output import check_output, mark
+from roberta_cli.convert.output import check_output, mark, model_checkpoint, model_source
 from roberta_cli.data.binarize import staged_output
 from roberta_cli.data.bpe import copy_model_files
 from roberta_cli.errors import UserError
@@ -51,9 +52,12 @@ def write_checkpoint(path, cfg: dict, model_state: dict, criterion="MaskedLmLoss
 
 def to_fairseq(model_dir, out_dir, force=False) -> Path:
     """``out_dir``: the model of ``model_dir`` as a checkpoint stock fairseq loads, with its
-    dict.txt, BPE files and manifest."""
-    out = check_output(out_dir, model_dir, force)
-    path = checkpoints.find(model_dir, "the model directory")
+    dict.txt, BPE files and manifest (and a fine-tuned model's input0/, label/ and task
+    manifest, which fairseq's sentence_prediction task and the hub read). ``model_dir``: a model
+    directory, or a checkpoint .pt file in one."""
+    model_dir, path = model_source(model_dir)
+    out = check_output(out_dir, path or model_dir, force)
+    path = model_checkpoint(model_dir, path)
     state = checkpoints.read(path, "the model")
     cfg = state.get("cfg")
     if not cfg:
@@ -75,8 +79,20 @@ def to_fairseq(model_dir, out_dir, force=False) -> Path:
     with staged_output(out) as staging:
         write_checkpoint(staging / CHECKPOINT, cfg, dict(state["model"]))
         copy_model_files(model_dir, staging)
+        _copy_task_files(model_dir, staging)
         mark(staging, "to-fairseq", model_dir)
     return out
+
+
+def _copy_task_files(model_dir, out):
+    """A fine-tuned model's dictionaries of its task (input0/dict.txt, label/dict.txt: fairseq's
+    sentence_prediction and sentence_ranking tasks load them) and its task manifest."""
+    for sub in sorted(Path(model_dir).glob("input*")) + [Path(model_dir, "label")]:
+        if (sub / "dict.txt").is_file():
+            (out / sub.name).mkdir()
+            shutil.copyfile(sub / "dict.txt", out / sub.name / "dict.txt")
+    if Path(model_dir, checkpoints.TASK_MANIFEST).is_file():
+        shutil.copyfile(Path(model_dir, checkpoints.TASK_MANIFEST), out / checkpoints.TASK_MANIFEST)
 
 
 def _stock_group(group, registry):

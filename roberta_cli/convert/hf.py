@@ -5,8 +5,12 @@
 
 Export needs no transformers: config.json, model.safetensors and the tokenizer files are written
 with safetensors and tokenizers. The model is exact (same logits), and so is the tokenizer: its
-vocab.json is the BPE's byte strings renumbered through the model's dict.txt (a BPE symbol that
-dict.txt lacks maps to <unk>, as in fairseq), and ``<mask>`` strips the space before it.
+vocab.json is the BPE's byte strings renumbered through the model's dict.txt, and ``<mask>``
+strips the space before it. A BPE token that dict.txt lacks (a learned BPE's dict.txt holds only
+the tokens seen in its data) is <unk> to fairseq; a tokenizers BPE cannot give one id to several
+of its tokens (its merges are keyed by id), so each such token gets its own id after <mask>,
+whose embedding row and LM output are copies of <unk>'s: the model computes what fairseq
+computes with <unk>, and from-hf folds those ids back into <unk>.
 
 What each fine-tuned head becomes (and comes back from):
 
@@ -28,7 +32,7 @@ import torch
 from roberta_cli import checkpoints
 from roberta_cli.convert import weights as W
 from roberta_cli.convert.fairseq_format import CHECKPOINT, fairseq_config, write_checkpoint
-from roberta_cli.convert.output import check_output, mark
+from roberta_cli.convert.output import check_output, mark, model_checkpoint, model_source
 from roberta_cli.data import bpe as bpe_lib
 from roberta_cli.data import manifest as data_manifest
 from roberta_cli.data.binarize import staged_output
@@ -46,8 +50,9 @@ MODEL_TYPES = {False: ("roberta", "Roberta", "roberta"),  # model_type, class pr
 # --- export --------------------------------------------------------------------------------------
 def to_hf(model_dir, out_dir, force=False) -> Path:
     """Write ``model_dir``'s model as a transformers directory ``out_dir``."""
-    out = check_output(out_dir, model_dir, force)
-    path = checkpoints.find(model_dir, "the model directory")
+    model_dir, path = model_source(model_dir)
+    out = check_output(out_dir, path or model_dir, force)
+    path = model_checkpoint(model_dir, path)
     state = checkpoints.read(path, "the model")
     cfg = checkpoints.model_config(state)
     get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
@@ -59,7 +64,10 @@ def to_hf(model_dir, out_dir, force=False) -> Path:
                         "RobertaPreLayerNorm always applies; it cannot be exported exactly")
     kind, head = _export_kind(model_dir, model, state, path)
     vocab = _tokenizer_vocab(model_dir, info.vocab_size)
+    rows = max(vocab.values()) + 1  # info.vocab_size, and the copies of <unk> after <mask>
+    model = _with_unk_copies(model, rows - info.vocab_size)
     config = _hf_config(get, info, pre_ln, kind, model_dir, model)
+    config["vocab_size"] = rows
     tensors = _hf_weights(model, get("encoder_layers"), pre_ln, kind, head, info)
     with staged_output(out) as staging:
         _save_safetensors(tensors, staging / "model.safetensors")
@@ -94,7 +102,16 @@ def _export_kind(model_dir, model, state, path):
 
 def _task_manifest(model_dir):
     path = Path(model_dir, checkpoints.TASK_MANIFEST)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        manifest = None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path} is not a JSON object; restore the task manifest roberta-finetune "
+                        "wrote (or delete it to export the head with generic labels)")
+    return manifest
 
 
 def _hf_config(get, info, pre_ln, kind, model_dir, model):
@@ -143,6 +160,20 @@ def _hf_config(get, info, pre_ln, kind, model_dir, model):
     return config
 
 
+def _with_unk_copies(model, extra):
+    """``model`` with ``extra`` more token rows after <mask>, each a copy of <unk>'s (token
+    embedding, LM output weight and bias): the ids of the BPE tokens dict.txt lacks."""
+    if not extra:
+        return model
+    unk = SPECIALS.index("<unk>")
+    model = dict(model)
+    for name in (checkpoints.TOKEN_EMBEDDING, W.LM_HEAD_WEIGHT, "encoder.lm_head.bias"):
+        if name in model:
+            t = model[name]
+            model[name] = torch.cat([t, t[unk:unk + 1].expand(extra, *t.shape[1:])])
+    return model
+
+
 def _hf_weights(model, layers, pre_ln, kind, head, info):
     base = MODEL_TYPES[pre_ln][2] + "."
     out = {base + theirs: model[ours] for ours, theirs in W.encoder_names(layers, pre_ln).items()}
@@ -184,7 +215,8 @@ def _save_safetensors(tensors, path):
 
 # --- the tokenizer ----------------------------------------------------------------------------------
 def _tokenizer_vocab(model_dir, vocab_size):
-    """HF vocab.json of a byte-level model: BPE byte string -> the model's token index."""
+    """HF vocab.json of a byte-level model: BPE byte string -> the model's token index; the
+    tokens dict.txt lacks get the ids from ``vocab_size`` on (copies of <unk>: _with_unk_copies)."""
     args = bpe_lib.bpe_args(str(model_dir))
     kind = args.pop("bpe")
     if kind not in ("gpt2", "hf_byte_bpe"):
@@ -193,15 +225,19 @@ def _tokenizer_vocab(model_dir, vocab_size):
                         "with --bpe gpt2 or bytelevel")
     bpe_vocab = json.loads(Path(next(iter(args.values()))).read_text(encoding="utf-8"))
     symbol_of_id = {str(i): token for token, i in bpe_vocab.items()}
+    if not Path(model_dir, "dict.txt").is_file():
+        raise UserError(f"{model_dir} has no dict.txt, which the model's token ids come from; "
+                        "put the model's own dict.txt beside the checkpoint")
     symbols = checkpoints.dict_symbols(Path(model_dir, "dict.txt"))
     if len(SPECIALS) + len(symbols) + 1 != vocab_size:
         raise UserError(f"{model_dir}/dict.txt has {len(symbols)} symbols but the model has "
                         f"{vocab_size} embeddings; keep the model's own dict.txt next to it")
-    vocab = {token: SPECIALS.index("<unk>") for token in bpe_vocab}  # not in dict.txt: <unk>
-    for index, symbol in enumerate(symbols, start=len(SPECIALS)):
-        vocab[symbol_of_id.get(symbol, symbol)] = index
+    vocab = {symbol_of_id.get(symbol, symbol): index
+             for index, symbol in enumerate(symbols, start=len(SPECIALS))}
     vocab.update({s: i for i, s in enumerate(SPECIALS)})
     vocab[MASK] = vocab_size - 1
+    missing = sorted((i, token) for token, i in bpe_vocab.items() if token not in vocab)
+    vocab.update({token: vocab_size + k for k, (_, token) in enumerate(missing)})
     return vocab
 
 
@@ -248,6 +284,7 @@ def from_hf(hf_dir, out_dir, force=False) -> Path:
                         "RobertaForMaskedLM, RobertaForSequenceClassification (or their "
                         "PreLayerNorm variants)")
     vocab = _read_hf_vocab(hf_dir, config["vocab_size"])
+    config["mask_token_row"] = vocab[MASK] + 1  # fairseq's rows: <mask> last
     tensors = _read_hf_weights(hf_dir)
     state = _fairseq_weights(tensors, config, pre_ln, kind, hf_dir)
     cfg = fairseq_config(_fairseq_argv(config, pre_ln, kind))
@@ -265,7 +302,14 @@ def _read_hf_config(hf_dir):
     if not path.is_file():
         raise UserError(f"{hf_dir} has no config.json; pass a transformers model directory "
                         "(save_pretrained's output)")
-    config = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not JSON ({str(e).splitlines()[0]}); pass a transformers "
+                        "model directory written by save_pretrained") from None
+    if not isinstance(config, dict) or not isinstance(config.get("vocab_size", 0), int):
+        raise UserError(f"{path} is not a transformers config (a JSON object); pass a "
+                        "transformers model directory written by save_pretrained")
     if config.get("model_type") not in (MODEL_TYPES[False][0], MODEL_TYPES[True][0]):
         raise UserError(f"{hf_dir} holds a {config.get('model_type')!r} model, not a RoBERTa; "
                         "roberta-convert from-hf takes roberta and roberta-prelayernorm models")
@@ -294,9 +338,17 @@ def _read_hf_vocab(hf_dir, vocab_size):
         if not (hf_dir / name).is_file():
             raise UserError(f"{hf_dir} has no {name}: its tokenizer files are missing; save the "
                             "tokenizer into the same directory (tokenizer.save_pretrained)")
-    vocab = json.loads((hf_dir / "vocab.json").read_text(encoding="utf-8"))
+    try:
+        vocab = json.loads((hf_dir / "vocab.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        vocab = None
+    if not isinstance(vocab, dict):
+        raise UserError(f"{hf_dir}/vocab.json is not a JSON vocabulary; save the tokenizer "
+                        "again (tokenizer.save_pretrained)")
+    # ids after <mask>: to-hf's copies of <unk> (BPE tokens its dict.txt lacked)
     layout = [vocab.get(s) for s in SPECIALS] == list(range(len(SPECIALS))) and \
-        vocab.get(MASK) == vocab_size - 1 and set(vocab.values()) == set(range(vocab_size))
+        isinstance(vocab.get(MASK), int) and vocab[MASK] < vocab_size and \
+        sorted(vocab.values()) == list(range(vocab_size))
     if not layout:
         raise UserError(f"{hf_dir}/vocab.json is not laid out as RoBERTa's (<s> <pad> </s> <unk> "
                         f"first, <mask> last of {vocab_size}); it cannot become a fairseq "
@@ -313,13 +365,16 @@ def _fairseq_weights(tensors, config, pre_ln, kind, hf_dir):
         raise UserError(f"{hf_dir} lacks {missing[0]} ({len(missing)} weights in all); it is not "
                         "a complete RoBERTa")
     state = {ours: base[theirs].float().clone() for ours, theirs in names.items()}
+    rows = _fairseq_rows(base, config, hf_dir)
     state[W.ENCODER_VERSION[0]] = torch.tensor([W.ENCODER_VERSION[1]])
+    state[checkpoints.TOKEN_EMBEDDING] = state[checkpoints.TOKEN_EMBEDDING][:rows].clone()
     positions = state["encoder.sentence_encoder.embed_positions.weight"]
     positions += base[W.TOKEN_TYPE][0].float()  # RoBERTa's one token type: fold it in
     emb = state[checkpoints.TOKEN_EMBEDDING]
     if "lm_head.dense.weight" in base:
         state.update({ours: base[theirs].float().clone() for ours, theirs in W.LM_HEAD.items()})
-        state[W.LM_HEAD_WEIGHT] = base.get(W.HF_DECODER[0], emb).float().clone()
+        state[W.LM_HEAD_WEIGHT] = base.get(W.HF_DECODER[0], emb).float()[:rows].clone()
+        state["encoder.lm_head.bias"] = state["encoder.lm_head.bias"][:rows].clone()
     else:  # no LM head to keep: a fresh one, as fairseq would build (fill-mask is meaningless)
         g = torch.Generator().manual_seed(0)
         hidden = emb.shape[1]
@@ -335,6 +390,20 @@ def _fairseq_weights(tensors, config, pre_ln, kind, hf_dir):
                 state[f"classification_heads.{CLASSIFICATION_HEAD}.{part}.{p}"] = \
                     base[f"classifier.{part}.{p}"].float().clone()
     return state
+
+
+def _fairseq_rows(base, config, hf_dir):
+    """Token rows the fairseq model keeps: up to <mask>. The rows after it must be to-hf's
+    copies of <unk> (fairseq's dictionary makes those BPE tokens <unk>)."""
+    rows = config["mask_token_row"]
+    unk = SPECIALS.index("<unk>")
+    for name in ("embeddings.word_embeddings.weight", W.HF_DECODER[0], "lm_head.bias"):
+        t = base.get(name)
+        if t is not None and t.shape[0] > rows and not torch.equal(t[rows:], t[unk:unk + 1].expand_as(t[rows:])):
+            raise UserError(f"{hf_dir} has tokens after <mask> whose {name} rows are not "
+                            "<unk>'s; fairseq's dictionary would make them <unk>, so the model "
+                            "cannot be imported exactly")
+    return rows
 
 
 def _fairseq_argv(config, pre_ln, kind):

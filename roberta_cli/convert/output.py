@@ -17,25 +17,31 @@ PROG = "roberta-convert"
 
 
 def model_source(source):
-    """(model directory, checkpoint file) of what is converted: a model directory (its
-    checkpoint_best.pt, or model.pt) or a checkpoint .pt file in one; a UserError unless the
-    directory holds the model's dict.txt and BPE files, which every converted model needs."""
+    """(model directory, checkpoint .pt file or None) of what is converted: a model directory,
+    or a checkpoint .pt file in one. ``model_checkpoint`` checks them once the output is known
+    to be writable (check_output)."""
     path = Path(source)
     if path.is_file() and path.suffix == ".pt":
-        model_dir, checkpoint = path.parent, path
-    elif path.is_dir():
-        model_dir, checkpoint = path, Path(checkpoints.find(path, "the model directory"))
-    elif path.exists():
+        return path.parent, path
+    if path.is_dir():
+        return path, None
+    if path.exists():
         raise UserError(f"{source} is not a model directory nor a checkpoint .pt file; pass the "
                         "model directory (checkpoint_best.pt, dict.txt and the BPE files)")
-    else:
-        raise UserError(f"{source} does not exist; pass a model directory (a roberta-train or "
-                        "roberta-finetune run, or a fairseq model directory)")
-    if not (model_dir / "dict.txt").is_file():
+    raise UserError(f"{source} does not exist; pass a model directory (a roberta-train or "
+                    "roberta-finetune run, or a fairseq model directory)")
+
+
+def model_checkpoint(model_dir, checkpoint=None) -> str:
+    """The checkpoint to convert (``checkpoint``, else the directory's checkpoint_best.pt or
+    model.pt); a UserError unless ``model_dir`` also holds the model's dict.txt and BPE files,
+    which every converted model needs."""
+    path = str(checkpoint) if checkpoint else checkpoints.find(str(model_dir), "the model directory")
+    if not Path(model_dir, "dict.txt").is_file():
         raise UserError(f"{model_dir} has no dict.txt, which the model's token ids come from; "
                         "put the model's own dict.txt (from its data-bin) beside the checkpoint")
     bpe_args(str(model_dir))  # a UserError naming the missing BPE files
-    return model_dir, checkpoint
+    return path
 
 
 def check_output(out_dir, source, force) -> Path:
