@@ -213,6 +213,30 @@ class RobertaHub(RobertaHubInterface):
                 out[i] = scores[row]
         return torch.stack(out)
 
+    def decode(self, tokens):
+        """fairseq's decode; <unk> and <mask> come out as text, also with a learned byte-level
+        BPE (whose decoder reads every symbol as a BPE id). ``tokens``: a 1-D tensor or list."""
+        tokens = torch.as_tensor(tokens, dtype=torch.long)
+        if tokens.dim() != 1:
+            raise UserError(f"decode takes one 1-D token sequence, not shape {tuple(tokens.shape)}")
+        if len(tokens) == 0:
+            return ""
+        if _cfg_get(self.cfg.bpe, "_name") != "hf_byte_bpe":
+            return super().decode(tokens)
+        d = self.task.source_dictionary
+        words = {d.unk(): d.unk_word, self._mask_index(): MASK}
+        out, run = [], []
+        for t in tokens.tolist() + [None]:  # byte-level pieces decode alone exactly
+            if t is None or t in words:
+                if run:
+                    out.append(super().decode(torch.tensor(run)))
+                    run = []
+                if t is not None:
+                    out.append(words[t])
+            else:
+                run.append(t)
+        return "".join(out)
+
     # --- fill-mask -------------------------------------------------------------------------
     def _mask_index(self):
         """<mask>'s index: the masked-LM task's, or (a fine-tuned model's task) the dictionary's."""

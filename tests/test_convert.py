@@ -159,6 +159,10 @@ def test_learned_bpe_exports_a_tokenizer_with_the_hubs_ids(bytelevel_run, shared
     unk = [[3 if i >= rows else i for i in ids] for ids in theirs]
     assert unk == ours
     assert sum(i >= rows for ids in theirs for i in ids) == sum(i == 3 for ids in ours for i in ids) > 0
+    # the hub decodes <unk> as text (the learned BPE's decoder would read it as an id)
+    assert m.decode(m.encode(lines[-1])).count("<unk>") == m.encode(lines[-1]).tolist().count(3)
+    plain = next(line for line in lines if 3 not in m.encode(line).tolist())
+    assert m.decode(m.encode(plain)) == plain
     model = transformers.AutoModelForMaskedLM.from_pretrained(out).eval()
     assert model.config.vocab_size == len(vocab)
     texts = [line for line, ids in zip(lines, theirs) if max(ids) >= rows][:8]

@@ -132,6 +132,8 @@ def test_misuse_is_one_clear_error(model, tiny_run):
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA device"):
             hub.from_pretrained(tiny_run, device="cuda")
+    assert model.decode(model.encode("Hello world").tolist()) == "Hello world"  # a list too
+    assert model.decode(torch.tensor([], dtype=torch.long)) == ""
     fresh = hub.from_pretrained(tiny_run)
     fresh.register_classification_head("probe", num_classes=2)
     assert fresh.predict_batch("probe", []).shape == (0,)
