@@ -250,14 +250,15 @@ def model_shape(state) -> dict:
 
 def model_info(state) -> ModelInfo:
     get = _getter(model_config(state))
+    shape = model_shape(state)
     flags = []
     for key, flag in ARCH_FLAGS.items():
-        if get(key) is not None:
-            flags += [flag, str(get(key))]
-    flags += [flag for key, flag in ARCH_SWITCHES.items() if get(key)]
+        if shape[key] is not None:
+            flags += [flag, str(shape[key])]
+    flags += [flag for key, flag in ARCH_SWITCHES.items() if shape[key]]
     model = state["model"]
     emb = model.get(TOKEN_EMBEDDING, model.get(LEGACY_TOKEN_EMBEDDING))
-    return ModelInfo(get("arch") or get("_name"), flags, int(get("max_positions") or 512),
+    return ModelInfo(get("arch") or get("_name"), flags, int(shape["max_positions"] or 512),
                      None if emb is None else emb.shape[0])
 
 

@@ -28,6 +28,7 @@ import re
 import shutil
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -303,8 +304,8 @@ def check_same_dictionary(model_dir, data_dir) -> List[str]:
 
 def check_save_dir(save_dir, model: Pretrained):
     """Runs in ``save_dir`` start over (their checkpoints go): the model must not be one."""
-    save, checkpoint = os.path.realpath(save_dir), os.path.realpath(model.checkpoint)
-    if os.path.commonpath([save, checkpoint]) == save:
+    checkpoint = Path(model.checkpoint).resolve()
+    if Path(save_dir).resolve() in checkpoint.parents:
         raise UserError(f"the model {model.checkpoint} is inside --save-dir {save_dir}, whose "
                         "runs start over (their checkpoints are removed); choose another --save-dir")
 

@@ -277,8 +277,8 @@ class RobertaHub(RobertaHubInterface):
         """Symbols fill_mask never proposes: specials, <mask>, madeupwords, and byte-level
         pieces of a multi-byte character (they decode to U+FFFD on their own)."""
         if getattr(self, "_unfillable_ids", None) is None:
-            d = self.task.source_dictionary
-            bad = [i for i in range(len(d)) if i < d.nspecial or i == self._mask_index()
+            d, mask = self.task.source_dictionary, self._mask_index()
+            bad = [i for i in range(len(d)) if i < d.nspecial or i == mask
                    or d[i].startswith("madeupword") or "\ufffd" in self._word(d[i])]
             self._unfillable_ids = torch.tensor(bad, dtype=torch.long)
         return self._unfillable_ids

@@ -165,7 +165,8 @@ def _main(argv):
             print(f"{k.upper()}={v}")
         return
     if argv:
-        raise KeyError(f"{' '.join(argv)!r} is not a table row; {USAGE}")
+        print(f"presets: error: {' '.join(argv)!r} is not a table row; {USAGE}", file=sys.stderr)
+        return 2
     print("sizes:")
     for name, row in SIZES.items():
         print(f"  {name:7s} " + " ".join(f"{k}={v}" for k, v in row.items()))
@@ -181,7 +182,7 @@ def _main(argv):
 
 if __name__ == "__main__":
     try:
-        _main(sys.argv[1:])
-    except KeyError as e:
+        sys.exit(_main(sys.argv[1:]))
+    except KeyError as e:  # an unknown size or budget
         print(f"presets: error: {e.args[0]}", file=sys.stderr)
         sys.exit(2)

@@ -104,14 +104,19 @@ def _task_manifest(model_dir):
     path = Path(model_dir, checkpoints.TASK_MANIFEST)
     if not path.is_file():
         return {}
+    return _json_object(path, "restore the task manifest roberta-finetune wrote (or delete it "
+                              "to export the head with generic labels)")
+
+
+def _json_object(path, fix) -> dict:
+    """The JSON object in ``path``; a UserError saying what is wrong with it, then ``fix``."""
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        manifest = None
-    if not isinstance(manifest, dict):
-        raise UserError(f"{path} is not a JSON object; restore the task manifest roberta-finetune "
-                        "wrote (or delete it to export the head with generic labels)")
-    return manifest
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not JSON ({str(e).splitlines()[0]}); {fix}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} is not a JSON object; {fix}")
+    return value
 
 
 def _hf_config(get, info, pre_ln, kind, model_dir, model):
@@ -225,9 +230,6 @@ def _tokenizer_vocab(model_dir, vocab_size):
                         "with --bpe gpt2 or bytelevel")
     bpe_vocab = json.loads(Path(next(iter(args.values()))).read_text(encoding="utf-8"))
     symbol_of_id = {str(i): token for token, i in bpe_vocab.items()}
-    if not Path(model_dir, "dict.txt").is_file():
-        raise UserError(f"{model_dir} has no dict.txt, which the model's token ids come from; "
-                        "put the model's own dict.txt beside the checkpoint")
     symbols = checkpoints.dict_symbols(Path(model_dir, "dict.txt"))
     if len(SPECIALS) + len(symbols) + 1 != vocab_size:
         raise UserError(f"{model_dir}/dict.txt has {len(symbols)} symbols but the model has "
@@ -302,14 +304,10 @@ def _read_hf_config(hf_dir):
     if not path.is_file():
         raise UserError(f"{hf_dir} has no config.json; pass a transformers model directory "
                         "(save_pretrained's output)")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not JSON ({str(e).splitlines()[0]}); pass a transformers "
-                        "model directory written by save_pretrained") from None
-    if not isinstance(config, dict) or not isinstance(config.get("vocab_size", 0), int):
-        raise UserError(f"{path} is not a transformers config (a JSON object); pass a "
-                        "transformers model directory written by save_pretrained")
+    config = _json_object(path, "pass a transformers model directory written by save_pretrained")
+    if not isinstance(config.get("vocab_size", 0), int):
+        raise UserError(f"{path} has a vocab_size that is not a number; pass a transformers "
+                        "model directory written by save_pretrained")
     if config.get("model_type") not in (MODEL_TYPES[False][0], MODEL_TYPES[True][0]):
         raise UserError(f"{hf_dir} holds a {config.get('model_type')!r} model, not a RoBERTa; "
                         "roberta-convert from-hf takes roberta and roberta-prelayernorm models")
@@ -338,13 +336,8 @@ def _read_hf_vocab(hf_dir, vocab_size):
         if not (hf_dir / name).is_file():
             raise UserError(f"{hf_dir} has no {name}: its tokenizer files are missing; save the "
                             "tokenizer into the same directory (tokenizer.save_pretrained)")
-    try:
-        vocab = json.loads((hf_dir / "vocab.json").read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        vocab = None
-    if not isinstance(vocab, dict):
-        raise UserError(f"{hf_dir}/vocab.json is not a JSON vocabulary; save the tokenizer "
-                        "again (tokenizer.save_pretrained)")
+    vocab = _json_object(hf_dir / "vocab.json", "save the tokenizer again "
+                                                "(tokenizer.save_pretrained)")
     # ids after <mask>: to-hf's copies of <unk> (BPE tokens its dict.txt lacked)
     layout = [vocab.get(s) for s in SPECIALS] == list(range(len(SPECIALS))) and \
         isinstance(vocab.get(MASK), int) and vocab[MASK] < vocab_size and \

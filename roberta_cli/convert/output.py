@@ -3,7 +3,6 @@ roberta-convert wrote, and ``mark`` records, last into every converted model, th
 what it wrote there (roberta_convert.json). A model directory is not enough: training and
 fine-tuning runs hold checkpoint_best.pt, dict.txt and the BPE files too."""
 import json
-import os
 from pathlib import Path
 
 from roberta_cli import __version__, checkpoints
@@ -53,12 +52,12 @@ def check_output(out_dir, source, force) -> Path:
     out = Path(out_dir)
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return out
-    real, src = os.path.realpath(out), os.path.realpath(source)
-    if src == real or src.startswith(real.rstrip(os.sep) + os.sep):
+    real, src = out.resolve(), Path(source).resolve()
+    if real in (src, *src.parents):
         what = "is the directory of the model converted" if src == real else f"holds {source}"
         raise UserError(f"{out} {what}; write the converted model to another directory")
-    here = os.path.realpath(os.getcwd())
-    if here == real or here.startswith(real.rstrip(os.sep) + os.sep):
+    here = Path.cwd().resolve()
+    if real in (here, *here.parents):
         raise UserError(f"{out} is the current directory or one of its parents; choose "
                         "another output directory")
     directory = out.is_dir() and not out.is_symlink()

@@ -565,11 +565,11 @@ def _window_length(model_dir, max_length):
     """``max_length``, or its default for the model in ``model_dir``; windows longer than the
     model's positions would be refused at fine-tuning: refused now (when ``model_dir`` holds a
     model, not only a data directory's files)."""
-    positions = None
-    for name in (checkpoints.BEST, checkpoints.RELEASED):
-        if (Path(model_dir) / name).is_file():
-            positions = checkpoints.model_info(checkpoints.read(Path(model_dir) / name)).max_positions
-            break
+    try:
+        path = checkpoints.find(str(model_dir))
+    except UserError:  # a data directory: no model to fit
+        path = None
+    positions = path and checkpoints.model_info(checkpoints.read(path)).max_positions
     if max_length is None:
         return min(DEFAULT_MAX_LENGTH, positions or DEFAULT_MAX_LENGTH)
     if positions and max_length > positions:
