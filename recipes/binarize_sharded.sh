@@ -5,7 +5,7 @@
 # Settings are environment variables (below); extra arguments go to roberta-preprocess.
 #
 #   recipes/binarize_sharded.sh                           # books -> data-bin/gutenberg-sharded, 4 shards
-#   SHARDS=64 DATA=/corpora/cc-news NAME=ccnews sbatch --array=0-63 recipes/binarize_sharded.sh
+#   SHARDS=64 DATA=/corpora/cc-news NAME=ccnews sbatch --array=0-63 --wrap recipes/binarize_sharded.sh
 #   SHARD_INDEX=3 SHARDS=64 ... recipes/binarize_sharded.sh   # shard 3 alone, on any scheduler
 #   BPE=bytelevel VOCAB_DATA=/corpora/sample VOCAB_ONLY=1 recipes/binarize_sharded.sh   # learned BPE: once, first
 #

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import typing
+import zipfile
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -94,13 +95,14 @@ def load(path, **kwargs) -> dict:
 
 
 def read(path, flag="--restore-file") -> dict:
-    """The state of a checkpoint file (mmap'ed: cheap even for large ones); a UserError naming
+    """The state of a checkpoint file (mmap'ed, cheap even for large ones, unless it is in the
+    format of torch < 1.6, as fairseq's 2019 releases are); a UserError naming
     ``flag`` when the file is missing, is not a fairseq checkpoint, or holds a type whose
     loading could run code (refused by name, never loaded with weights_only off)."""
     if not os.path.isfile(path):
         raise UserError(f"{flag} {path} does not exist; give an existing checkpoint_*.pt file")
     try:
-        state = load(path, mmap=True)
+        state = load(path, mmap=zipfile.is_zipfile(path))  # torch < 1.6's format cannot mmap
         state["model"]
     except Exception as e:  # noqa: BLE001 (any failure means: not a usable checkpoint)
         unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
@@ -159,9 +161,22 @@ def _temporary(path):
 
 def remove_temporaries(run_dir):
     """The temporary files of saves that never finished (their run was killed); call it only
-    while holding the run directory."""
+    while holding the run directory. A file whose process is alive is left: another program (a
+    plain fairseq-train, which takes no lock) may be writing it."""
+    def alive_other(pid):
+        if pid == os.getpid():  # ours from before the lock: no save of this run is under way yet
+            return False
+        try:
+            os.kill(pid, 0)
+        except PermissionError:  # exists, another user's
+            return True
+        except (ProcessLookupError, OverflowError, ValueError):
+            return False
+        return True
+
     for name in os.listdir(run_dir):
-        if re.fullmatch(r"\.checkpoint.*\.pt\.tmp-\d+", name):
+        found = re.fullmatch(r"\.checkpoint.*\.pt\.tmp-(\d+)", name)
+        if found and not alive_other(int(found.group(1))):
             _remove_quietly(os.path.join(run_dir, name))
 
 

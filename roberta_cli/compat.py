@@ -175,7 +175,7 @@ def _patch_gpt2_bpe():
 # nothing stops when training ends before its epoch does (--max-update): it stays blocked on a
 # full queue, or inside torch's data loading. Python kills daemon threads wherever they are at
 # exit; inside torch's C++ that aborts a run that had finished fine ("terminate called without
-# an active exception", exit -6, seen once in CI). Here the thread checks a stop flag between
+# an active exception", exit -6). Here the thread checks a stop flag between
 # batches and never blocks for long on the queue; an atexit hook sets the flag and joins it.
 # Test: test_compat.py::test_prefetch_thread_stops_at_exit.
 def _patch_background_consumer():

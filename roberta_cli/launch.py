@@ -3,7 +3,8 @@ gradient accumulation, the argv blocks both build, and the run itself.
 
     from roberta_cli import launch
     device = launch.resolve_device("auto")
-    devices = launch.count_devices(device)           # torchrun / SLURM world size, or GPUs
+    devices = launch.count_devices(device)           # torchrun's world size, else 1
+    launch.count_devices(device, distributed_port=12355)  # under SLURM: the job's world size
     freq = launch.update_freq(2048, 16, devices)     # gradient accumulation
     launch.train(argv, "checkpoints/books", prog="roberta-train", total_updates=125000)
 
@@ -56,16 +57,43 @@ def resolve_device(device):
     return device
 
 
-def count_devices(device):
-    """Data-parallel workers: torchrun/SLURM's world size, else the visible GPUs, else 1."""
-    for var in ("WORLD_SIZE", "SLURM_NTASKS"):
-        if os.environ.get(var):
-            return int(os.environ[var])
+def count_devices(device, distributed_port=-1):
+    """Data-parallel workers: torchrun's world size; under SLURM with ``distributed_port`` > 0
+    (the only case in which fairseq reads SLURM's variables) the job's tasks; else 1. Several
+    GPUs need one process each: fairseq would otherwise spawn processes that lose this run's
+    logs (train_log.jsonl, train.log), so that is a UserError naming the launch to use."""
+    if os.environ.get("WORLD_SIZE"):
+        return int(os.environ["WORLD_SIZE"])
+    gpus = 1
     if device == "cuda":
         import torch
 
-        return max(1, torch.cuda.device_count())
+        gpus = max(1, torch.cuda.device_count())
+    if distributed_port > 0 and os.environ.get("SLURM_NTASKS"):
+        tasks, nodes = int(os.environ["SLURM_NTASKS"]), int(os.environ.get("SLURM_NNODES") or 0)
+        per_node = os.environ.get("SLURM_NTASKS_PER_NODE")
+        per_node = int(per_node) if per_node else (tasks // nodes if nodes else tasks)
+        if per_node == 1 and gpus > 1:
+            raise UserError(f"one SLURM task on a node with {gpus} GPUs; run one task per GPU "
+                            f"(sbatch --ntasks-per-node {gpus}, as recipes/pretrain.sh expects)")
+        return tasks
+    if gpus > 1:
+        raise UserError(f"{gpus} GPUs and one process; start one per GPU with torchrun "
+                        f"--nproc-per-node {gpus} (NPROC={gpus} recipes/pretrain.sh), or use "
+                        "one GPU: CUDA_VISIBLE_DEVICES=0")
     return 1
+
+
+def distributed_argv(distributed_port, devices) -> list:
+    """fairseq's flags of a SLURM launch (``distributed_port`` > 0), else none. The world size
+    is passed because fairseq's default is this node's GPU count, which a job with one task per
+    GPU on several nodes fails (it asserts tasks per node == world size // nodes)."""
+    if distributed_port <= 0:
+        return []
+    argv = ["--distributed-port", str(distributed_port)]
+    if devices > 1:
+        argv += ["--distributed-world-size", str(devices)]
+    return argv
 
 
 def update_freq(total_batch, per_device, devices, flags=("--total-batch-size", "--batch-size")):
@@ -89,7 +117,9 @@ def precision_flags(precision, device):
 
     if precision == "auto":
         if device == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            # only native bf16 (Ampere and later): V100 and T4 would emulate it, slower than fp16
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+            precision = "bf16" if native else "fp16"
         else:
             precision = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     if precision == "fp16" and device == "cpu":

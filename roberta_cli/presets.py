@@ -39,14 +39,15 @@ PRETRAIN = dict(
 )
 
 # The paper's input formats (Table 2) as options of the rcli_mlm task (--input-format):
-# blocks = fairseq's TokenBlockDataset break mode (None: A/B segment pairs with NSP);
+# blocks = fairseq's TokenBlockDataset break mode (None: the task's --sample-break-mode, default
+# complete = FULL-SENTENCES; with nsp, A/B segment pairs instead of blocks);
 # docs = needs document boundaries; sentences = needs a sentence per line (roberta-preprocess
 # --split-sentences); dynamic_batch = sequences per batch vary so tokens per batch match
 # FULL-SENTENCES (batch size x its mean sequence length on the same data). The paper does so for
 # DOC-SENTENCES and SENTENCE-PAIR; SEGMENT-PAIR too here, as its pairs fill the 512 tokens more
 # than FULL-SENTENCES' whole-sentence blocks do (25% more tokens per batch on WikiText-2).
 INPUT_FORMATS = {
-    "full-sentences": dict(blocks="complete", nsp=False, docs=False, sentences=False, dynamic_batch=False),
+    "full-sentences": dict(blocks=None, nsp=False, docs=False, sentences=False, dynamic_batch=False),
     "doc-sentences": dict(blocks="complete_doc", nsp=False, docs=True, sentences=False, dynamic_batch=True),
     "segment-pair": dict(blocks=None, nsp=True, docs=True, sentences=False, dynamic_batch=True),
     "sentence-pair": dict(blocks=None, nsp=True, docs=True, sentences=True, dynamic_batch=True),

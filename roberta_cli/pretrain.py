@@ -106,8 +106,7 @@ class Run:
             argv += ["--finetune-from-model", self.init_from]
         if self.compile:
             argv += ["--compile"]
-        if self.distributed_port > 0:
-            argv += ["--distributed-port", str(self.distributed_port)]
+        argv += launch.distributed_argv(self.distributed_port, self.devices)
         return argv + launch.precision_flags(self.precision, self.device)[1]
 
 
@@ -166,7 +165,7 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
         raise UserError(f"--tokens-per-sample {tokens_per_sample} is more than the model's "
                         f"{max_positions} positions; pass at most {max_positions}")
     device = launch.resolve_device(device)
-    devices = launch.count_devices(device)
+    devices = launch.count_devices(device, distributed_port)
     freq = launch.update_freq(total_batch_size, batch_size, devices)
     precision, _ = launch.precision_flags(precision, device)
     schedule = presets.lr_for_batch(batch_size * devices * freq, size)

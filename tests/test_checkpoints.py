@@ -46,7 +46,7 @@ def test_load_and_read(tmp_path):
 # --- fairseq's released format ------------------------------------------------------------------
 def released_format(run_dir, out):
     """The model of a roberta-train run as fairseq released roberta.base/large in 2019: model.pt
-    with an argparse Namespace (no cfg), keys under decoder., emb_layer_norm, each layer's q/k/v
+    in torch 1.x's (non-zip) format, with an argparse Namespace (no cfg), keys under decoder., emb_layer_norm, each layer's q/k/v
     stacked in in_proj_weight, a numpy scalar in extra_state; dict.txt and the GPT-2 files
     beside it, no manifest.json."""
     import numpy as np
@@ -78,7 +78,8 @@ def released_format(run_dir, out):
                      "lr_scheduler_state": {"best": np.float64(2.5)}, "num_updates": 500000}],
                 "extra_state": {"epoch": 98, "val_loss": np.float64(2.5),
                                 "train_iterator": {"epoch": 98}},
-                "last_optimizer_state": None}, out / "model.pt")
+                "last_optimizer_state": None}, out / "model.pt",
+               _use_new_zipfile_serialization=False)  # torch 1.x's format, as released
     return out
 
 
@@ -112,3 +113,22 @@ def test_unsafe_checkpoint_is_refused_by_name(tmp_path):
     with pytest.raises(UserError, match="holds a datetime.datetime, which is refused: it would "
                                         "run code on load"):
         checkpoints.read(tmp_path / "odd.pt", "--init-from")
+
+
+def test_remove_temporaries_leaves_a_live_writers_file(tmp_path):
+    """A killed run's temporaries go; one a live process (a plain fairseq-train beside us) is
+    still writing stays, and so do files that are not save temporaries."""
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its pid names no process
+    names = {"dead": f".checkpoint_last.pt.tmp-{dead.pid}",
+             "ours": f".checkpoint_best.pt.tmp-{os.getpid()}",
+             "live": f".checkpoint_last.pt.tmp-{os.getppid()}",
+             "other": f".dict.txt.tmp-{dead.pid}"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"part")
+    checkpoints.remove_temporaries(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["other"]])

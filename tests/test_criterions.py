@@ -9,6 +9,7 @@ from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 
 from conftest import assert_grads_close, masked_wiki_batch
 from roberta_cli import hub
+from roberta_cli.criterions.squad import window_f1
 from roberta_cli.criterions.masked_lm import RcliMaskedLmLoss, token_loss
 
 
@@ -89,3 +90,16 @@ def test_blocked_cross_entropy_is_torchs(dtype, monkeypatch):
     assert ours_in.grad.dtype == dtype and not ours_in.grad[[2, 9]].any()
     tol = 1e-6 if dtype == torch.float32 else 4e-3  # one bf16 rounding of values <= 1
     torch.testing.assert_close(ours_in.grad.float(), ref_in.grad, rtol=0, atol=tol)
+
+
+def test_squad_window_f1_takes_the_answer_length_and_null_threshold():
+    """rcli_squad's checkpoint metric decides spans and "no answer" as the evaluation does."""
+    start, end = torch.full((1, 8), -9.0), torch.full((1, 8), -9.0)
+    start[0, 0], end[0, 0] = 5.0, 5.0  # null score 10
+    start[0, 2], end[0, 6] = 3.0, 3.0  # span 2..6 scores 6
+    gold_span, gold_null = (torch.tensor([2]), torch.tensor([6])), (torch.tensor([0]), torch.tensor([0]))
+    assert window_f1(start, end, *gold_null, null_threshold=0.0).item() == 1.0  # 10 - 6 > 0: null
+    assert window_f1(start, end, *gold_span, null_threshold=5.0).item() == 1.0  # 4 < 5: the span
+    # at most 2 tokens: the best span is shorter than the gold 5, and overlaps it
+    f1 = window_f1(start, end, *gold_span, max_answer_tokens=2, null_threshold=50.0).item()
+    assert 0 < f1 < 1

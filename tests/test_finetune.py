@@ -177,6 +177,15 @@ def test_classification_loss_falls(tiny_run, shared_data, tmp_path_factory):
         assert (seed_dir / name).is_file(), name
     assert not (seed_dir / "checkpoint_last.pt").exists()
     assert "median" in proc.stdout and "dev accuracy" in proc.stdout
+    # it started from the pretrained weights (a fresh draw would be ~1.4 of their norm away) and
+    # kept the masked-LM head
+    pre = checkpoints.load(tiny_run / "checkpoint_best.pt")["model"]
+    tuned = checkpoints.load(seed_dir / "checkpoint_best.pt")["model"]
+    shared = [k for k in pre if k.startswith("encoder.") and pre[k].is_floating_point()
+              and pre[k].norm() > 0]
+    assert any(k.startswith("encoder.lm_head.") for k in shared) and set(shared) <= set(tuned)
+    moved = {k: ((tuned[k] - pre[k]).norm() / pre[k].norm()).item() for k in shared}
+    assert max(moved.values()) < 0.5 and max(moved.values()) > 0, max(moved.items(), key=lambda kv: kv[1])
 
 
 def test_regression_reports_pearson_and_spearman(tiny_run, shared_data, tmp_path_factory):

@@ -50,6 +50,21 @@ def test_tokens_per_update_match_across_formats(wiki_sentences_bin):
         assert abs(tokens / full - 1) < 0.10, per_batch
 
 
+def test_batch_of_one_holds_a_full_length_sequence(wiki_sentences_bin):
+    """Batching by tokens with --batch-size 1: one mean FULL-SENTENCES length is below the
+    longest block, which fairseq refuses to batch; the budget is at least --tokens-per-sample."""
+    task = _task(wiki_sentences_bin, "doc-sentences")
+    dataset = task.dataset("train")
+    lengths = np.array([dataset.num_tokens(i) for i in range(len(dataset))])
+    assert dataset.rcli_tokens_per_sequence < lengths.max() == TOKENS
+    itr = task.get_batch_iterator(dataset, max_sentences=1, max_positions=TOKENS,
+                                  required_batch_size_multiple=8, seed=1)
+    batches = itr.frozen_batches
+    assert sorted(i for b in batches for i in b) == list(range(len(dataset)))
+    assert max(len(b) * lengths[b].max() for b in batches) <= TOKENS
+    assert max(len(b) for b in batches) > 1  # short blocks at documents' ends share a batch
+
+
 def test_input_format_errors(wiki_bin, wiki_sentences_bin, shared_data, tmp_path):
     proc = run_cli("roberta-train", wiki_bin, "--input-format", "sentence-pair",
                    "--save-dir", tmp_path / "a", check=False)

@@ -1,4 +1,6 @@
 """roberta_cli.launch: devices, batch planning, precision flags, the progress lines."""
+import os
+
 import pytest
 
 from roberta_cli import launch
@@ -17,7 +19,7 @@ def test_count_devices_reads_launcher_env(monkeypatch):
     assert launch.count_devices("cpu") == 4
     monkeypatch.delenv("WORLD_SIZE")
     monkeypatch.setenv("SLURM_NTASKS", "16")
-    assert launch.count_devices("cuda") == 16
+    assert launch.count_devices("cuda", distributed_port=12355) == 16
 
 
 def test_bf16_never_becomes_fairseqs_tpu_mode():
@@ -37,6 +39,98 @@ def test_bf16_never_becomes_fairseqs_tpu_mode():
         assert not args.tpu and not args.bf16 and args.autocast_bf16
 
 
+SLURM_VARS = ("SLURM_NTASKS", "SLURM_NNODES", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID",
+              "SLURM_LOCALID", "SLURM_NODEID", "SLURM_JOB_NODELIST", "SLURM_STEP_NODELIST")
+
+
+def fake_slurm(monkeypatch, gpus, **env):
+    """A SLURM task's environment on a node with ``gpus`` GPUs, outside torchrun."""
+    import torch
+
+    for var in SLURM_VARS + ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, str(value))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+
+
+def test_count_devices_reads_slurm_only_when_fairseq_does(monkeypatch):
+    """fairseq reads SLURM's variables only with --distributed-port > 0: inside an sbatch script
+    without it, the run is this process, and update_freq must not divide by the job's tasks."""
+    fake_slurm(monkeypatch, 1, SLURM_NTASKS=4, SLURM_NNODES=2, SLURM_NTASKS_PER_NODE=2)
+    assert launch.count_devices("cuda") == launch.count_devices("cpu") == 1
+    assert launch.count_devices("cuda", distributed_port=12355) == 4  # one task per GPU
+    monkeypatch.setenv("WORLD_SIZE", "3")  # torchrun's, with or without a port
+    assert launch.count_devices("cuda") == launch.count_devices("cuda", 12355) == 3
+
+
+def test_several_gpus_need_a_process_each(monkeypatch):
+    """fairseq would spawn a process per GPU itself, and those lose the run's logs: refused
+    with the launch to use instead."""
+    fake_slurm(monkeypatch, 4)
+    with pytest.raises(UserError, match="torchrun --nproc-per-node 4"):
+        launch.count_devices("cuda")
+    assert launch.count_devices("cpu") == 1
+    fake_slurm(monkeypatch, 4, SLURM_NTASKS=8, SLURM_NNODES=2, SLURM_NTASKS_PER_NODE=4)
+    assert launch.count_devices("cuda", distributed_port=12355) == 8  # a task per GPU
+    fake_slurm(monkeypatch, 4, SLURM_NTASKS=2, SLURM_NNODES=2)  # a task per node
+    with pytest.raises(UserError, match="--ntasks-per-node 4"):
+        launch.count_devices("cuda", distributed_port=12355)
+    monkeypatch.setenv("WORLD_SIZE", "8")  # under torchrun each process takes its GPU
+    assert launch.count_devices("cuda") == 8
+
+
+def test_a_slurm_launch_gives_fairseq_the_jobs_world_size(monkeypatch, tmp_path):
+    """2 nodes x 2 GPUs, as srun starts it: our flags parse to the rank and world size fairseq's
+    SLURM init works out (scontrol faked), with no assertion of its failing."""
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq.distributed.utils import infer_init_method
+
+    scontrol = tmp_path / "scontrol"
+    scontrol.write_text("#!/bin/sh\necho node7\necho node8\n")
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    fake_slurm(monkeypatch, 2, SLURM_JOB_NODELIST="node[7-8]", SLURM_NNODES=2, SLURM_NODEID=1,
+               SLURM_NTASKS=4, SLURM_PROCID=3, SLURM_LOCALID=1)  # a task per GPU
+    devices = launch.count_devices("cuda", distributed_port=12355)
+    assert devices == 4
+
+    def init(flags):
+        args = launch.parse_fairseq_argv(["data", "--task", "masked_lm", "--arch", "rcli_tiny",
+                                          *flags])
+        cfg = convert_namespace_to_omegaconf(args).distributed_training
+        infer_init_method(cfg)
+        return cfg
+
+    cfg = init(launch.distributed_argv(12355, devices))
+    assert cfg.distributed_init_method == "tcp://node7:12355"
+    assert cfg.distributed_world_size == 4
+    # this task is rank 3 on GPU 1; no processes to spawn
+    assert (cfg.distributed_rank, cfg.device_id, cfg.distributed_no_spawn) == (3, 1, True)
+    with pytest.raises(AssertionError):  # the trap: fairseq's default is this node's GPUs
+        init(["--distributed-port", "12355"])
+
+
+def test_distributed_argv_only_for_a_slurm_launch():
+    assert launch.distributed_argv(-1, 8) == []
+    assert launch.distributed_argv(12355, 1) == ["--distributed-port", "12355"]
+    assert launch.distributed_argv(12355, 8) == ["--distributed-port", "12355",
+                                                 "--distributed-world-size", "8"]
+
+
+@pytest.mark.parametrize("native, emulated, expected", [(True, True, "bf16"),
+                                                        (False, True, "fp16"),
+                                                        (False, False, "fp16")])
+def test_auto_precision_takes_bf16_only_where_the_gpu_has_it(native, emulated, expected,
+                                                             monkeypatch):
+    """A V100 or T4 emulates bf16 (torch's is_bf16_supported says yes by default): fp16 there."""
+    import torch
+
+    def is_bf16_supported(including_emulation=True):
+        return native or (including_emulation and emulated)
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert launch.precision_flags("auto", "cuda")[0] == expected
 
 
 def test_progress_lines_count_to_the_total_with_time_left(tmp_path):

@@ -65,3 +65,24 @@ def test_rcli_adam_is_fused_and_keeps_fairseqs_state_names(batch):
     assert optimizer.optimizer.defaults["fused"] is True
     assert optimizer.optimizer_config == FairseqAdam(FairseqAdamConfig(**SETTINGS),
                                                      list(ours.parameters())).optimizer_config
+
+
+@pytest.mark.parametrize("flag", ["--use-old-adam", "--fp16-adam-stats"])
+def test_rcli_adam_refuses_fairseq_adam_flags_it_cannot_honour(flag):
+    """fairseq's adam options that choose its own kernels are refused by name, not ignored."""
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq.optim import build_optimizer
+    from roberta_cli.errors import UserError
+
+    args = options.parse_args_and_arch(options.get_training_parser(), input_args=[
+        "data", "--task", "masked_lm", "--arch", "rcli_tiny", "--optimizer", "rcli_adam",
+        "--lr", "1e-3", flag])
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(UserError, match=f"^{flag} is not supported by rcli_adam; "):
+        build_optimizer(convert_namespace_to_omegaconf(args).optimizer, params)
+    args = options.parse_args_and_arch(options.get_training_parser(), input_args=[
+        "data", "--task", "masked_lm", "--arch", "rcli_tiny", "--optimizer", "rcli_adam",
+        "--lr", "1e-3"])
+    assert isinstance(build_optimizer(convert_namespace_to_omegaconf(args).optimizer, params),
+                      RcliAdam)

@@ -40,3 +40,20 @@ def test_budget_sets_the_small_budget_defaults_and_flags_given_win(wiki_bin):
     assert paper[paper.index("--dropout") + 1] == str(presets.PRETRAIN["dropout"])
     with pytest.raises(UserError, match="unknown budget 'cpu-day'"):
         pretrain.plan(str(wiki_bin), budget="cpu-day")
+
+
+def test_a_slurm_launch_counts_the_job_and_passes_its_world_size(wiki_bin, monkeypatch):
+    """With --distributed-port (srun), the job's tasks are the devices; fairseq is told the world
+    size (its default is this node's GPUs); without the port SLURM's variables are not read."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    for name, value in (("SLURM_NTASKS", "8"), ("SLURM_NNODES", "2"), ("SLURM_NTASKS_PER_NODE", "4")):
+        monkeypatch.setenv(name, value)
+    common = dict(size="tiny", total_batch_size=64, batch_size=8, device="cpu", precision="fp32")
+    run = pretrain.plan(str(wiki_bin), distributed_port=12355, **common)
+    argv = run.argv()
+    assert run.devices == 8 and run.update_freq == 1
+    assert argv[argv.index("--distributed-world-size") + 1] == "8"
+    assert argv[argv.index("--distributed-port") + 1] == "12355"
+    plain = pretrain.plan(str(wiki_bin), **common)
+    assert plain.devices == 1 and plain.update_freq == 8
+    assert "--distributed-world-size" not in plain.argv() and "--distributed-port" not in plain.argv()

@@ -1,14 +1,45 @@
 """The rcli_mlm task: RoBERTa's defaults, and over-long lines that would crash fairseq."""
 import subprocess
 
+import pytest
+from fairseq import tasks
+
 from conftest import BIN
-from roberta_cli.tasks.pretraining import PretrainingConfig
+from roberta_cli.errors import UserError
+from roberta_cli.tasks.pretraining import PretrainingConfig, check_config
 
 
 def test_defaults_are_the_papers():
     cfg = PretrainingConfig()
     assert cfg.sample_break_mode == "complete" and cfg.tokens_per_sample == 512
     assert (cfg.mask_prob, cfg.leave_unmasked_prob, cfg.random_token_prob) == (0.15, 0.1, 0.1)
+
+
+def _block_sizes(data, sample_break_mode, tokens=128):
+    cfg = PretrainingConfig(data=str(data), tokens_per_sample=tokens, seed=1,
+                            sample_break_mode=sample_break_mode)
+    task = tasks.TASK_REGISTRY["rcli_mlm"].setup_task(cfg)
+    blocks, _, _ = task._load_dataset_split("train", 1, False)  # before masking
+    return [len(blocks[i]) for i in range(len(blocks))]
+
+
+def test_full_sentences_follows_sample_break_mode(wiki_bin):
+    """complete: whole lines per block, so most blocks stop short of 128 tokens; none: the
+    token stream cut every 127 tokens (+ <s>), so fewer blocks, all full but the last; eos:
+    a block per line, so more blocks than complete."""
+    complete, none, eos = (_block_sizes(wiki_bin, m) for m in ("complete", "none", "eos"))
+    assert len({sum(x) - len(x) for x in (complete, none, eos)}) == 1  # the same tokens, no <s>
+    assert len(none) < len(complete) < len(eos)
+    assert set(none[:-1]) == {128} and max(complete) <= 128
+    assert sum(n < 128 for n in complete) > len(complete) // 2
+
+
+def test_option_errors_are_user_errors():
+    with pytest.raises(UserError, match="--mask-whole-words is not supported by rcli_mlm.*"
+                                        "--mask-multiple-length"):
+        check_config(PretrainingConfig(mask_whole_words=True))
+    with pytest.raises(UserError, match="unknown --sample-break-mode 'sentence'"):
+        check_config(PretrainingConfig(sample_break_mode="sentence"))
 
 
 def _fairseq_train(data, save, task, *extra):

@@ -109,6 +109,9 @@ def test_hub_answer(squad_run, squad_data):
     assert m.answer_batch([]) == []
     r = m.answer("Who wrote it?", "Ada.")  # a context shorter than any window
     assert r["answer"] and "Ada."[r["start"]:r["end"]] == r["answer"]  # v1.1: always a span
+    for bad in (dict(stride=0), dict(max_length=-1), dict(stride="24")):
+        with pytest.raises(UserError, match="whole number of tokens"):
+            m.answer("Who wrote it?", "Ada.", **bad)
 
 
 def test_v2_evaluation_reports_no_answer_scores(squad_run, tiny_run, shared_data, tmp_path):

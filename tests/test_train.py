@@ -116,6 +116,18 @@ def test_resume_continues_from_last_checkpoint(tiny_run, wiki_bin, tmp_path):
     assert steps == [160]
 
 
+def test_init_from_starts_from_the_weights(tiny_run, wiki_bin, tmp_path):
+    """--init-from: the model's weights with a fresh step count. Two updates early in the warmup
+    barely move them, so held-out loss stays at the model's (a fresh model is near 15.6 bits)."""
+    run_cli("roberta-train", wiki_bin, "--init-from", tiny_run / "checkpoint_best.pt", "--save-dir",
+            tmp_path / "more", "--max-update", "2", "--valid-interval", "2", *TINY_TRAIN[2:], "--",
+            "--max-valid-steps", "25")
+    before = read_jsonl(tiny_run / "train_log.jsonl", tag="valid")[-1]
+    after = read_jsonl(tmp_path / "more" / "train_log.jsonl", tag="valid")
+    assert [r["step"] for r in after] == [2]
+    assert abs(after[0]["loss"] - before["loss"]) < 0.5 < 14.0 - before["loss"], (before, after)
+
+
 def test_vanilla_fairseq_train_with_user_dir(wiki_bin, tmp_path):
     proc = subprocess.run(
         [str(BIN / "fairseq-train"), str(wiki_bin), "--user-dir", str(REPO / "roberta_cli"),

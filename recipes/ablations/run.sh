@@ -5,7 +5,7 @@
 #
 #   recipes/ablations/run.sh masking                       # = recipes/ablations/masking.sh
 #   SCALE=cpu-hours SEEDS=1,2,3 recipes/ablations/run.sh batch_size
-#   DATA=~/corpus TASKS=SST-2,QNLI recipes/ablations/run.sh input_format -- --num-workers 2
+#   DATA=~/corpus TASKS=SST-2,MRPC recipes/ablations/run.sh input_format -- --num-workers 2
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 

@@ -20,7 +20,7 @@ Flags after -- go to every pretraining run."""
 ABLATION_EXAMPLES = """examples:
   roberta-train ablation masking --run-dir runs/masking --scale cpu-minutes
   roberta-train ablation batch_size --run-dir runs/batch --scale cpu-hours --seeds 1,2,3 \\
-      --tasks SST-2,QNLI -- --num-workers 2"""
+      --tasks SST-2,MRPC -- --num-workers 2"""
 REPORT_EXAMPLES = """examples:
   roberta-train report runs/masking       # -> runs/masking/report.md + *.png"""
 

@@ -109,7 +109,8 @@ def add_train_parser(commands):
 def run(o, passthrough):
     options = {k: v for k, v in vars(o).items() if k not in ("command", "run", "data", "save_dir")}
     save_dir = o.save_dir or pretrain.default_save_dir(o.data)
-    pretrain.check_save_dir(save_dir)  # before the lock file goes into it
+    if launch.is_main_process():  # before its lock file goes in; the other ranks would see
+        pretrain.check_save_dir(save_dir)  # rank 0's first files appear
     with launch.run_dir_lock(save_dir):  # before anything reads or writes it
         plan = pretrain.plan(o.data, save_dir=save_dir, **options)
         print_plan(plan)

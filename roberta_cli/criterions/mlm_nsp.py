@@ -6,7 +6,9 @@ segment-pair and sentence-pair input formats of ``rcli_mlm``:
 
 One encoder pass feeds both heads: the LM head on the masked positions (rcli_masked_lm's
 loss) and the ``nsp`` head (fairseq's RobertaClassificationHead, on ``<s>``). The optimised
-loss is mean MLM loss + mean NSP loss (as BERT's); the logged ``loss``/``ppl`` are the MLM part
+loss is mean MLM loss + mean NSP loss (as BERT's) per batch; when an update sums several
+batches (--update-freq, several workers), fairseq divides by their masked tokens together, so
+each batch's NSP mean weighs as its share of them. The logged ``loss``/``ppl`` are the MLM part
 alone, so validation perplexity compares across input formats; ``nsp_loss`` and
 ``nsp_accuracy`` (%) are logged too.
 """

@@ -16,10 +16,11 @@ without the answer and of unanswerable questions). Reported in base 2 like fairs
 
 Validation also logs ``f1``, a window-level stand-in for SQuAD F1 that fairseq can select
 checkpoints by (--best-checkpoint-metric f1 --maximize-best-checkpoint-metric): per window,
-the token-overlap F1 of the best span (start <= end < start + 30, on context tokens) against
-the target span; 1 when both the prediction (<s> score above the best span's) and the target
-are "no answer", 0 when only one is. The real EM/F1 (answers across windows, mapped back to
-text, official normalization) is roberta_cli.qa.evaluate.
+the token-overlap F1 of the best span (start <= end < start + --squad-max-answer-tokens, on
+context tokens) against the target span; 1 when both the prediction (<s> score above the best
+span's by more than --squad-null-threshold) and the target are "no answer", 0 when only one is
+(the task's two settings, which roberta_cli.qa predicts with too). The real EM/F1 (answers
+across windows, mapped back to text, official normalization) is roberta_cli.qa.evaluate.
 """
 import math
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from fairseq import metrics, utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
+from roberta_cli.data import squad as sq
 from roberta_cli.errors import UserError
 
 HEAD = "squad_span_head"
@@ -79,7 +81,8 @@ def span_logits(model, src_tokens, span_mask):
     return logits[..., 0], logits[..., 1]
 
 
-def window_f1(start, end, t_start, t_end, max_answer_tokens=30):
+def window_f1(start, end, t_start, t_end, max_answer_tokens=sq.MAX_ANSWER_TOKENS,
+              null_threshold=sq.NULL_THRESHOLD):
     """Per-window token-overlap F1 (0..1) of the best span against the target span, with
     position 0 meaning "no answer" (see the module docstring). ``start``/``end``: masked
     logits (batch, length)."""
@@ -91,7 +94,7 @@ def window_f1(start, end, t_start, t_end, max_answer_tokens=30):
     scores = (start.unsqueeze(2) + end.unsqueeze(1)).masked_fill(~ok, float("-inf"))
     best, flat = scores.view(b, -1).max(-1)
     ps, pe = flat // t, flat % t
-    pred_null = (start[:, 0] + end[:, 0] > best) | torch.isinf(best)
+    pred_null = (start[:, 0] + end[:, 0] - best > null_threshold) | torch.isinf(best)
     gold_null = t_start == 0
     overlap = (torch.minimum(pe, t_end) - torch.maximum(ps, t_start) + 1).clamp(min=0).float()
     precision = overlap / (pe - ps + 1).float()
@@ -125,7 +128,11 @@ class SquadCriterion(FairseqCriterion):
             "ncorrect_span": (hit_s & hit_e).sum().item(),
         }
         if not model.training:  # validation: the checkpoint metric
-            logging_output["f1_sum"] = window_f1(start, end, t_start, t_end).sum().item()
+            cfg = self.task.cfg  # rcli_squad's answer settings, as roberta_cli.qa predicts
+            logging_output["f1_sum"] = window_f1(
+                start, end, t_start, t_end,
+                getattr(cfg, "squad_max_answer_tokens", sq.MAX_ANSWER_TOKENS),
+                getattr(cfg, "squad_null_threshold", sq.NULL_THRESHOLD)).sum().item()
         return loss, n, logging_output
 
     @staticmethod

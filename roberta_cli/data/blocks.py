@@ -5,12 +5,9 @@ import numpy as np
 
 from roberta_cli import compat
 
-compat.apply()  # before fairseq is imported
 
-from fairseq.data import BaseWrapperDataset, NestedDictionaryDataset, data_utils  # noqa: E402
-from fairseq.data import indexed_dataset  # noqa: E402
-
-
+# defined before fairseq is imported: importing fairseq runs the plugin hook, which imports the
+# tasks that use it while this module is still loading
 class SizedItems:
     """The size methods fairseq's batching asks of a dataset, from an array ``self._sizes``."""
 
@@ -30,6 +27,12 @@ class SizedItems:
     @property
     def supports_prefetch(self):
         return False
+
+
+compat.apply()  # before fairseq is imported
+
+from fairseq.data import BaseWrapperDataset, NestedDictionaryDataset, data_utils  # noqa: E402
+from fairseq.data import indexed_dataset  # noqa: E402
 
 
 class SplitLongLinesDataset(SizedItems, BaseWrapperDataset):

@@ -19,6 +19,10 @@ Input formats (presets.INPUT_FORMATS, the paper's Table 2):
 * ``sentence-pair``: the same with single sentences (data from ``roberta-preprocess
   --split-sentences``) and batches by tokens, as doc-sentences.
 
+The pairs are drawn from --seed when a split loads: the same A/B cuts every epoch (each shard
+of a sharded data-bin has its own), while the masks change; BERT drew its pairs several times
+(its dupe_factor). fairseq's masking may mask ``<s>`` and the separators, which BERT never did.
+
 Masking: ``dynamic`` (fairseq's MaskTokensDataset: a new mask each epoch, from seed + epoch +
 index) or ``static`` (roberta_cli.data.masking). Lines longer than a block are split instead of
 crashing (fairseq's TokenBlockDataset keeps an over-long line whole and the model then indexes
@@ -33,22 +37,22 @@ from fairseq import utils
 from fairseq.data import (IdDataset, MaskTokensDataset, NumelDataset,
                           NumSamplesDataset, PrependTokenDataset, RawLabelDataset,
                           RightPadDataset, SortDataset, TokenBlockDataset, data_utils)
-from fairseq.data.encoders.utils import get_whole_word_mask
 from fairseq.data.shorten_dataset import maybe_shorten_dataset
 from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
 from roberta_cli import presets
-from roberta_cli.data import corpus, pairs
-from roberta_cli.data.blocks import (BatchedNestedDictionaryDataset, SplitLongLinesDataset,
-                                     load_lines)
-from roberta_cli.data.masking import StaticMaskTokensDataset, static_copies
+# modules, not names: importing roberta_cli.data.blocks (or masking) first imports fairseq,
+# whose plugin hook imports this module while that one is still half-initialized
+from roberta_cli.data import blocks, corpus, masking, pairs
 from roberta_cli.errors import UserError
 from roberta_cli.models import speedups
 from roberta_cli.tasks.autocast import AutocastBf16Steps
 
 logger = logging.getLogger(__name__)
 NSP_HEAD = presets.NSP_HEAD
+BREAK_MODES = ("complete", "complete_doc", "none", "eos")  # fairseq's TokenBlockDataset's
+FULL_SENTENCES = "complete"  # the paper's FULL-SENTENCES: the reference of batching by tokens
 
 
 @dataclass
@@ -84,12 +88,18 @@ class PretrainingConfig(MaskedLMConfig):
 
 
 def check_config(cfg):
-    """A UserError for an input format or masking this task does not know."""
+    """A UserError for an option value this task does not know or support."""
     if cfg.input_format not in presets.INPUT_FORMATS:
         raise UserError(f"unknown input format {cfg.input_format!r}; choose one of: "
                         f"{', '.join(presets.INPUT_FORMATS)}")
     if cfg.masking not in ("dynamic", "static"):
         raise UserError(f"unknown masking {cfg.masking!r}; choose dynamic or static")
+    if cfg.sample_break_mode not in BREAK_MODES:
+        raise UserError(f"unknown --sample-break-mode {cfg.sample_break_mode!r}; choose one of: "
+                        f"{', '.join(BREAK_MODES)}")
+    if cfg.mask_whole_words:  # fairseq's get_whole_word_mask needs a --bpe this task never sees
+        raise UserError("--mask-whole-words is not supported by rcli_mlm; drop it, or mask "
+                        "spans of tokens with --mask-multiple-length N")
     if cfg.static_copies < 1:
         raise UserError(f"--static-copies {cfg.static_copies} must be at least 1")
     if cfg.attention not in speedups.ATTENTION:
@@ -120,7 +130,7 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
         split_path = os.path.join(paths[shard], split)
         if len(paths) > 1 and split == "train":
             logger.info("training on shard %d/%d: %s", shard, len(paths), paths[shard])
-        dataset = load_lines(split_path, self.source_dictionary, combine=combine)
+        dataset = blocks.load_lines(split_path, self.source_dictionary, combine=combine)
         if dataset is None:
             raise FileNotFoundError(f"dataset not found: {split} ({split_path})")
         return maybe_shorten_dataset(
@@ -130,13 +140,16 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
     def _blocks(self, lines, break_mode, split):
         block = self.cfg.tokens_per_sample - 1  # one less for <s>
         n_lines = len(lines)
-        lines, n_long = SplitLongLinesDataset.wrap_if_needed(lines, block)
+        lines, n_long = blocks.SplitLongLinesDataset.wrap_if_needed(lines, block)
         if n_long:
             logger.warning("%s: split %d lines longer than a block (%d tokens) into %d pieces",
                            split, n_long, block, n_long + len(lines) - n_lines)
-        blocks = TokenBlockDataset(lines, lines.sizes, block, pad=self.source_dictionary.pad(),
-                                   eos=self.source_dictionary.eos(), break_mode=break_mode)
-        return PrependTokenDataset(blocks, self.source_dictionary.bos())
+        if break_mode == "eos":  # a block per line, as the lines now are; fairseq 0.12.2's
+            made = lines  # eos mode fails on numpy 2 (np.compat.long)
+        else:
+            made = TokenBlockDataset(lines, lines.sizes, block, pad=self.source_dictionary.pad(),
+                                     eos=self.source_dictionary.eos(), break_mode=break_mode)
+        return PrependTokenDataset(made, self.source_dictionary.bos())
 
     def _load_dataset_split(self, split, epoch, combine):
         """(sequences, NSP labels or None, mean FULL-SENTENCES sequence length or None)."""
@@ -157,11 +170,12 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
             logger.info("%s: %d %s pairs (%.1f%% IsNext)", split, len(built), name,
                         100 * built.label.mean() if len(built) else 0)
         else:
+            # full-sentences has no break mode of its own: --sample-break-mode's
             dataset = self._blocks(lines, fmt["blocks"] or self.cfg.sample_break_mode, split)
             logger.info("loaded %d blocks from: %s", len(dataset), split_path)
         reference = None
         if fmt["dynamic_batch"]:
-            full = self._blocks(lines, presets.INPUT_FORMATS["full-sentences"]["blocks"], split)
+            full = self._blocks(lines, FULL_SENTENCES, split)
             reference = float(np.mean(full.sizes))
         return dataset, labels, reference
 
@@ -169,18 +183,16 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
         dataset, labels, reference = self._load_dataset_split(split, epoch, combine)
         static = self.cfg.masking == "static"
         if static and split == "train":
-            dataset = static_copies(dataset, self.cfg.static_copies)
+            dataset = masking.static_copies(dataset, self.cfg.static_copies)
             if labels is not None:
-                labels = static_copies(labels, self.cfg.static_copies)
+                labels = masking.static_copies(labels, self.cfg.static_copies)
         d = self.source_dictionary
-        masker = StaticMaskTokensDataset if static else MaskTokensDataset
+        masker = masking.StaticMaskTokensDataset if static else MaskTokensDataset
         src, tgt = masker.apply_mask(
             dataset, d, pad_idx=d.pad(), mask_idx=self.mask_idx, seed=self.cfg.seed,
             mask_prob=self.cfg.mask_prob, leave_unmasked_prob=self.cfg.leave_unmasked_prob,
             random_token_prob=self.cfg.random_token_prob,
             freq_weighted_replacement=self.cfg.freq_weighted_replacement,
-            mask_whole_words=(get_whole_word_mask(self.args, d) if self.cfg.mask_whole_words
-                              else None),
             mask_multiple_length=self.cfg.mask_multiple_length, mask_stdev=self.cfg.mask_stdev)
         fields = {
             "id": IdDataset(),
@@ -195,7 +207,7 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
         with data_utils.numpy_seed(self.cfg.seed):
             shuffle = np.random.permutation(len(src))
         self.datasets[split] = SortDataset(
-            BatchedNestedDictionaryDataset(fields, sizes=[src.sizes]),
+            blocks.BatchedNestedDictionaryDataset(fields, sizes=[src.sizes]),
             sort_order=[shuffle, src.sizes])
         # tokens per sequence for batching by tokens (see get_batch_iterator)
         self.datasets[split].rcli_tokens_per_sequence = reference
@@ -206,7 +218,9 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
         would cut a batch of 15 to 8)."""
         per_sequence = getattr(dataset, "rcli_tokens_per_sequence", None)
         if per_sequence and max_sentences:
-            budget = int(round(max_sentences * per_sequence))
+            # fairseq refuses a sequence longer than max_tokens; a small --batch-size would
+            # otherwise give a budget below --tokens-per-sample
+            budget = max(int(round(max_sentences * per_sequence)), self.cfg.tokens_per_sample)
             max_tokens = min(max_tokens or budget, budget)
             max_sentences, kwargs["required_batch_size_multiple"] = None, 1
         return super().get_batch_iterator(dataset, max_tokens, max_sentences, **kwargs)

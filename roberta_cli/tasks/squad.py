@@ -34,8 +34,8 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING, OmegaConf, open_dict
 
 from roberta_cli.criterions.squad import add_span_head
+from roberta_cli.data import blocks  # the module, not names: see tasks.pretraining
 from roberta_cli.data import squad as sq
-from roberta_cli.data.blocks import SizedItems
 from roberta_cli.errors import UserError
 from roberta_cli.tasks.autocast import AutocastBf16Steps
 
@@ -70,7 +70,7 @@ class SquadConfig(FairseqDataclass):
     seed: int = II("common.seed")
 
 
-class SquadWindowDataset(SizedItems, FairseqDataset):
+class SquadWindowDataset(blocks.SizedItems, FairseqDataset):
     """Windows of a split with their start/end targets and context spans."""
 
     def __init__(self, tokens, windows: dict, pad: int, shuffle: bool, seed: int):
@@ -162,11 +162,9 @@ class SquadTask(AutocastBf16Steps, FairseqTask):
         return self.datasets[split]
 
     def build_model(self, cfg, from_checkpoint=False):
-        from fairseq import models
-
         with open_dict(cfg) if OmegaConf.is_config(cfg) else contextlib.ExitStack():
             cfg.max_positions = self.cfg.max_positions
-        model = models.build_model(cfg, self, from_checkpoint)
+        model = super().build_model(cfg, from_checkpoint)
         add_span_head(model, linear=self.cfg.squad_head == "linear")  # before any checkpoint
         # loads: fairseq then keeps this class
         return model
