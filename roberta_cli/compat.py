@@ -53,7 +53,8 @@ def _patch_dataclass_defaults():
                 if isinstance(value, dataclasses.Field):  # field(default=Config())
                     value = value.default
                 klass = type(value)
-                if dataclasses.is_dataclass(klass) and klass.__hash__ is None:
+                if (dataclasses.is_dataclass(klass) and klass.__hash__ is None
+                        and _in_legacy_package(klass)):
                     klass.__hash__ = object.__hash__
         return original(cls, *args, **kwargs)
 

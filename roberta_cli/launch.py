@@ -64,6 +64,11 @@ def count_devices(device, distributed_port=-1):
     logs (train_log.jsonl, train.log), so that is a UserError naming the launch to use."""
     if os.environ.get("WORLD_SIZE"):
         return int(os.environ["WORLD_SIZE"])
+    step_tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS") or 1)  # srun's; a batch script is 1
+    if distributed_port <= 0 and step_tasks > 1:
+        raise UserError(f"{step_tasks} SLURM tasks without --distributed-port would each train "
+                        "alone into the same directory; give roberta-train --distributed-port "
+                        "PORT (recipes/pretrain.sh does), or run one task")
     gpus = 1
     if device == "cuda":
         import torch

@@ -29,6 +29,9 @@ from roberta_cli.data.corpus import require_documents
 from roberta_cli.errors import UserError
 
 RUN_SETTINGS = checkpoints.TRAIN_SETTINGS
+# settings whose change on resuming changes the run (fairseq takes the new ones, schedule too)
+RESUME_SETTINGS = ("arch", "tokens_per_sample", "input_format", "masking", "total_batch_size",
+                   "lr", "warmup_updates", "max_update", "budget")
 BUDGET_DEVICE_BATCH = 32  # sequences per step of a --budget run; larger batches accumulate
 
 
@@ -181,13 +184,36 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
                valid_interval=valid_interval, vocab_size=vocab_size, restore_file=restore_file,
                init_from=None if resume else init_from, arch_flags=arch_flags, compile=compile,
                distributed_port=distributed_port, budget=budget, note=note)
+    run.note = "; ".join(filter(None, [note, changed_settings(run)])) or None
     return run
+
+
+def changed_settings(run: Run) -> Optional[str]:
+    """A note of the RESUME_SETTINGS in which ``run`` differs from the run it resumes (as its
+    roberta_train.json has them), or None: a changed --max-update or batch is often meant,
+    but it changes the learning-rate schedule from here on."""
+    path = os.path.join(run.save_dir, RUN_SETTINGS)
+    if not (os.path.isfile(os.path.join(run.save_dir, checkpoints.LAST)) and os.path.isfile(path)):
+        return None
+    try:
+        with open(path) as f:
+            before = json.load(f)
+    except (OSError, ValueError):
+        return None
+    now = {**asdict(run), "total_batch_size": run.total_batch}
+    changed = [f"{key} {before[key]} -> {now[key]}" for key in RESUME_SETTINGS
+               if isinstance(before, dict) and key in before and before[key] != now[key]]
+    if not changed:
+        return None
+    return (f"resuming with settings other than the last run's: {', '.join(changed)}; the "
+            "new ones apply from here on (the learning-rate schedule too)")
 
 
 def train(run: Run, extra=(), prog="roberta-train"):
     """Write the run directory's files, then train; ``extra`` fairseq flags go last (and win)."""
     argv = run.argv() + list(extra)
     args = launch.parse_fairseq_argv(argv)  # a typo after -- stops here, nothing written
+    check_fairseq_flags(args)
     start = run.restore_file or os.path.join(run.save_dir, checkpoints.LAST)
     if os.path.isfile(start):
         check_same_model(start, args)
@@ -300,6 +326,15 @@ def check_resume(save_dir, vocab_size):
         raise UserError(f"{save_dir} holds a run with a vocabulary of {rows} but the data has "
                         f"{vocab_size}; choose another --save-dir for this data")
     return resume, note
+
+
+def check_fairseq_flags(args):
+    """fairseq flags after -- that our criteria cannot honour: one UserError, before training."""
+    if args.find_unused_parameters and args.criterion in ("rcli_masked_lm", "rcli_mlm_nsp"):
+        # DDP would see the tied embedding used twice: the LM head runs after the model's forward
+        raise UserError(f"--find-unused-parameters does not work with {args.criterion} (its LM "
+                        "head runs outside the model's forward); drop it, or add --criterion "
+                        "masked_lm (fairseq's, slower)")
 
 
 def check_same_model(path, args):

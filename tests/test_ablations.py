@@ -6,6 +6,8 @@ import os
 import pytest
 
 from conftest import assert_user_error, run_cli
+from roberta_cli import hub, metrics
+from roberta_cli.data import tasks
 from roberta_cli.experiments import paper
 
 
@@ -68,11 +70,17 @@ def test_report_of_an_unfinished_run_says_so(masking_run, tmp_path):
 @pytest.mark.e2e
 def test_masking_ablation_end_to_end_and_report(masking_run):
     run, _ = masking_run
+    dev = tasks.rows_of(run / "tasks" / "SST-2", "valid")
     for row in ("static", "dynamic"):
         summary = json.loads((run / row / "seed1" / "row.json").read_text())
         assert summary["settings"]["masking"] == row and summary["updates"] == 32
         assert 1 < summary["valid_ppl"] < 2100  # learned something (2K vocabulary: ~2000 at start)
-        assert summary["tokens_seen"] > 0 and 0 <= summary["scores"]["SST-2"]["accuracy"] <= 100
+        assert summary["tokens_seen"] > 0
+        # the row's SST-2 score: its fine-tuned model's labels of the raw dev rows (one seed)
+        tuned = hub.from_pretrained(run / row / "seed1" / "SST-2" / "seed1")
+        predicted = tuned.predict_label_batch([t[0] for t in dev.texts])
+        assert metrics.accuracy([int(p) for p in predicted], [int(y) for y in dev.labels]) == \
+            pytest.approx(summary["scores"]["SST-2"]["accuracy"])
     proc = run_cli("roberta-train", "report", run)
     report = (run / "report.md").read_text()
     assert proc.stdout.strip() == report.strip()

@@ -276,7 +276,12 @@ def test_imported_model_continues_pretraining_and_exports_back(hf_model, shared_
     assert valid[-1] < first - 0.5, (first, valid, proc.stderr[-2000:], start.stderr[-500:])
     assert (run / "checkpoint_best.pt").is_file()
     back = hf.to_hf(run, tmp_path / "hf")
-    assert transformers.AutoModelForMaskedLM.from_pretrained(back) is not None
+    m = hub.from_pretrained(run)
+    tokens, mask = padded(m, wiki_lines(shared_data, 8, min_words=5))
+    with torch.no_grad():
+        theirs = transformers.AutoModelForMaskedLM.from_pretrained(back).eval()(
+            input_ids=tokens, attention_mask=mask).logits
+        close(m.model(tokens)[0], theirs, mask)
 
 
 # --- fine-tuned heads -----------------------------------------------------------------------------

@@ -9,11 +9,13 @@ import subprocess
 import sys
 
 import pytest
+from scipy import stats
 
 import finetune_runs as runs
 from conftest import assert_user_error, run_cli
-from roberta_cli import checkpoints, finetune
+from roberta_cli import checkpoints, finetune, hub
 from roberta_cli.cli import finetune as cli
+from roberta_cli.data import tasks
 from roberta_cli.errors import UserError
 from roberta_cli.train_log import read_jsonl
 
@@ -193,7 +195,11 @@ def test_regression_reports_pearson_and_spearman(tiny_run, shared_data, tmp_path
     results = json.loads((save / "results.json").read_text())
     valid = results["seeds"]["1"]["valid"]
     assert results["metric"] == "pearson" and set(valid) == {"pearson", "spearman", "n"}
-    assert -100 <= valid["spearman"] <= 100
+    # the hub's scores of the raw dev rows, ranked by scipy, give the reported Spearman
+    dev = tasks.read_split("STS-B", shared_data / "glue", "valid", limit=runs.ROWS)
+    preds = hub.from_pretrained(save / "seed1").predict_label_batch(dev.texts)
+    assert valid["spearman"] == pytest.approx(
+        100 * stats.spearmanr(preds, [float(y) for y in dev.labels])[0], abs=1e-3)
     assert valid["pearson"] == pytest.approx(_best_valid(save / "seed1", "pearson"), abs=0.011)
     losses = _epoch_losses(save / "seed1")
     assert losses[-1] < losses[0] / 2, losses  # MSE from an untrained head
@@ -220,11 +226,23 @@ def test_f1_mcc_and_seeds(task, metric, seeds, tiny_run, shared_data, tmp_path_f
     assert len(proc.stdout.splitlines()) == 2 + len(seeds.split(","))  # header, seeds, median
 
 
-def test_multiple_choice_loss_falls(tiny_run, shared_data, tmp_path_factory):
+def test_multiple_choice_loss_falls(tiny_run, shared_data, tmp_path_factory, tmp_path):
     save, _ = runs.race(tiny_run, shared_data, tmp_path_factory)
     results = json.loads((save / "results.json").read_text())
     assert results["task"] == "RACE" and results["kind"] == "multiple_choice"
-    assert 0 <= results["seeds"]["1"]["valid"]["accuracy"] <= 100
+    # the dev choices `predict` writes, scored against the answers in the RACE JSON files
+    data = runs.race_data(tiny_run, shared_data, tmp_path_factory)
+    run_cli(PROG, "predict", "--model", save / "seed1", "--data", data, "--split", "valid",
+            "--out", tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "valid.jsonl").read_text().splitlines()]
+    race_dir = tmp_path_factory.getbasetemp() / "finetune_runs" / "RACE"
+    answers = []
+    for row in rows:
+        file, q = row["id"].split("#")
+        answers.append(json.loads((race_dir / file).read_text())["answers"][int(q)])
+    assert len(rows) == results["seeds"]["1"]["valid"]["n"] > 0
+    assert results["seeds"]["1"]["valid"]["accuracy"] == pytest.approx(
+        100 * statistics.mean(r["prediction"] == a for r, a in zip(rows, answers)))
     assert results["settings"]["precision"] == "bf16"
     losses = _epoch_losses(save / "seed1")
     assert losses[-1] < losses[0] - 0.5, losses  # from log2(4) = 2 bits
@@ -267,6 +285,14 @@ def test_glue_test_predictions_for_the_server(task, tiny_run, shared_data, tmp_p
     assert len(rows) == manifest["splits"]["test"]["rows"] > 0
     assert [int(i) for i, _ in rows] == list(range(len(rows)))
     assert {label for _, label in rows} <= set(manifest["labels"])
+    # the dev split's predictions score as results.json says
+    run_cli(PROG, "predict", "--model", save / "seed1", "--data", data, "--split", "valid",
+            "--out", tmp_path / "dev")
+    dev = [json.loads(line)["prediction"] for line in (tmp_path / "dev" / "valid.jsonl").open()]
+    labels = tasks.read_split(task, shared_data / "glue", "valid", limit=runs.ROWS).labels
+    assert len(dev) == len(labels) == runs.ROWS
+    assert json.loads((save / "results.json").read_text())["seeds"]["1"]["valid"]["accuracy"] == \
+        pytest.approx(100 * statistics.mean(p == y for p, y in zip(dev, labels)))
     if task == "SST-2":
         (tmp_path / "a-file").write_text("mine")
         assert_user_error(run_cli(PROG, "predict", "--model", save / "seed1", "--data", data,
@@ -279,6 +305,18 @@ def test_glue_test_predictions_for_the_server(task, tiny_run, shared_data, tmp_p
                                   "--out", tmp_path / "out", check=False), PROG,
                           "another dictionary")
         assert not (tmp_path / "out").exists()
+
+
+def test_stsb_test_predictions_are_clipped_scores(tiny_run, shared_data, tmp_path_factory, tmp_path):
+    """STS-B.tsv: the hub's score of each test row, clipped to 0-5, to 3 decimals."""
+    save, _ = runs.stsb(tiny_run, shared_data, tmp_path_factory)
+    data = runs.glue_data("STS-B", runs.ROWS, tiny_run, shared_data, tmp_path_factory)
+    run_cli(PROG, "predict", "--model", save / "seed1", "--data", data, "--out", tmp_path)
+    rows = [line.split("\t") for line in (tmp_path / "STS-B.tsv").read_text().splitlines()[1:]]
+    scores = [float(v) for _, v in rows]
+    raw = hub.from_pretrained(save / "seed1").predict_label_batch(tasks.rows_of(data, "test").texts)
+    assert len(scores) == len(raw) > 0 and all(0 <= v <= 5 for v in scores)
+    assert scores == pytest.approx([min(max(p, 0.0), 5.0) for p in raw], abs=1e-3)
 
 
 def test_ax_diagnostic_predicted_by_an_mnli_model(tiny_run, shared_data, tmp_path):

@@ -8,7 +8,8 @@ import pytest
 from fairseq import tasks
 
 from conftest import assert_user_error, run_cli
-from roberta_cli import hub, presets
+from roberta_cli import hub, metrics, presets
+from roberta_cli.data import tasks as glue
 from roberta_cli.tasks.pretraining import PretrainingConfig
 
 BATCH, TOKENS = 16, 64
@@ -108,4 +109,8 @@ def test_nsp_checkpoint_loads_and_fine_tunes(nsp_run, shared_data, tmp_path):
             "--save-dir", tmp_path / "ft", "--max-update", "4", "--device", "cpu",
             "--precision", "fp32", "--batch-size", "8", "--", "--num-workers", "0")
     results = json.loads((tmp_path / "ft" / "results.json").read_text())
-    assert 0 <= results["seeds"]["1"]["valid"]["accuracy"] <= 100
+    dev = glue.rows_of(data, "valid")  # the hub's labels of the raw dev rows score as reported
+    predicted = hub.from_pretrained(tmp_path / "ft" / "seed1").predict_label_batch(
+        [t[0] for t in dev.texts])
+    assert metrics.accuracy([int(p) for p in predicted], [int(y) for y in dev.labels]) == \
+        pytest.approx(results["seeds"]["1"]["valid"]["accuracy"])

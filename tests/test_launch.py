@@ -40,7 +40,8 @@ def test_bf16_never_becomes_fairseqs_tpu_mode():
 
 
 SLURM_VARS = ("SLURM_NTASKS", "SLURM_NNODES", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID",
-              "SLURM_LOCALID", "SLURM_NODEID", "SLURM_JOB_NODELIST", "SLURM_STEP_NODELIST")
+              "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_JOB_NODELIST",
+              "SLURM_STEP_NODELIST")
 
 
 def fake_slurm(monkeypatch, gpus, **env):
@@ -78,6 +79,11 @@ def test_several_gpus_need_a_process_each(monkeypatch):
         launch.count_devices("cuda", distributed_port=12355)
     monkeypatch.setenv("WORLD_SIZE", "8")  # under torchrun each process takes its GPU
     assert launch.count_devices("cuda") == 8
+    monkeypatch.delenv("WORLD_SIZE")
+    fake_slurm(monkeypatch, 1, SLURM_NTASKS=4, SLURM_STEP_NUM_TASKS=4)  # srun without a port
+    with pytest.raises(UserError, match="would each train alone"):
+        launch.count_devices("cpu")
+    assert launch.count_devices("cpu", distributed_port=12355) == 4
 
 
 def test_a_slurm_launch_gives_fairseq_the_jobs_world_size(monkeypatch, tmp_path):

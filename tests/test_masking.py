@@ -34,3 +34,27 @@ def test_static_masks_repeat_across_epochs_dynamic_do_not(wiki_bin):
     base = static.dataset  # SortDataset -> NestedDictionaryDataset
     first, second = base[picks[3]], base[picks[3] + n]
     assert not np.array_equal(first["net_input.src_tokens"], second["net_input.src_tokens"])
+
+
+def test_masking_rates_over_the_training_set(wiki_bin):
+    """BERT's rates where they take effect: 15% of the real tokens are targets; of those the
+    source holds <mask> 80%, the original token 10%, a random token 10%."""
+    task = tasks.TASK_REGISTRY["rcli_mlm"].setup_task(
+        PretrainingConfig(data=str(wiki_bin), tokens_per_sample=64, seed=5))
+    task.load_dataset("train")
+    dataset, d = task.dataset("train"), task.source_dictionary
+    dataset.set_epoch(1)
+    pad, mask_idx = d.pad(), d.index("<mask>")
+    real = targets = masked = kept = 0
+    for i in range(len(dataset)):
+        item = dataset[i]
+        src, tgt = item["net_input.src_tokens"].numpy(), item["target"].numpy()
+        at = tgt != pad  # not a target
+        real += int((src != pad).sum())
+        targets += int(at.sum())
+        masked += int((src[at] == mask_idx).sum())
+        kept += int((src[at] == tgt[at]).sum())
+    assert abs(targets / real - 0.15) < 0.02, (targets, real)
+    assert abs(masked / targets - 0.8) < 0.05, (masked, targets)
+    assert abs(kept / targets - 0.1) < 0.04, (kept, targets)
+    assert abs((targets - masked - kept) / targets - 0.1) < 0.04, (masked, kept, targets)

@@ -1,7 +1,7 @@
 """roberta_cli.pretrain: the fairseq-train command line of the paper's recipe."""
 import pytest
 
-from roberta_cli import presets, pretrain
+from roberta_cli import launch, presets, pretrain
 from roberta_cli.errors import UserError
 
 
@@ -57,3 +57,12 @@ def test_a_slurm_launch_counts_the_job_and_passes_its_world_size(wiki_bin, monke
     plain = pretrain.plan(str(wiki_bin), **common)
     assert plain.devices == 1 and plain.update_freq == 8
     assert "--distributed-world-size" not in plain.argv() and "--distributed-port" not in plain.argv()
+
+
+def test_fairseq_flags_our_criteria_cannot_honour_are_refused(wiki_bin):
+    run = pretrain.plan(str(wiki_bin), size="tiny", device="cpu", precision="fp32")
+    args = launch.parse_fairseq_argv(run.argv() + ["--find-unused-parameters"])
+    with pytest.raises(UserError, match="--find-unused-parameters does not work with rcli_masked_lm"):
+        pretrain.check_fairseq_flags(args)
+    pretrain.check_fairseq_flags(launch.parse_fairseq_argv(
+        run.argv() + ["--find-unused-parameters", "--criterion", "masked_lm"]))

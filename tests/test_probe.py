@@ -2,12 +2,14 @@
 the probe of a real model on real SST-2 rows, with its weights and with random ones."""
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 import torch
 
 from conftest import REPO
 from finetune_runs import glue_data
+from roberta_cli.data import tasks
 from roberta_cli.errors import UserError
 from roberta_cli.experiments import probe
 
@@ -28,7 +30,19 @@ def test_probe_of_a_real_model_and_of_random_weights(tiny_run, shared_data, tmp_
     data = glue_data("SST-2", 200, tiny_run, shared_data, tmp_path_factory)
     trained = probe.probe(str(tiny_run), data)
     assert (trained["train_rows"], trained["valid_rows"]) == (200, 200)
-    assert 30 <= trained["majority"] <= 70 and 0 <= trained["accuracy"] <= 100
+    train, valid = tasks.rows_of(data, "train"), tasks.rows_of(data, "valid")
+    top = Counter(train.labels).most_common(1)[0][0]
+    assert trained["majority"] == pytest.approx(100 * sum(y == top for y in valid.labels) / 200)
+    assert 30 <= trained["majority"] <= 70
+    # the probe's parts by hand (same seed, same draws): its dev predictions give its accuracy
+    labels = sorted(set(train.labels))
+    torch.manual_seed(1)
+    m = probe.load(str(tiny_run))
+    predict = probe.fit(probe.features(m, train.texts),
+                        torch.tensor([labels.index(y) for y in train.labels]), len(labels))
+    predicted = predict(probe.features(m, valid.texts)).tolist()
+    assert trained["accuracy"] == pytest.approx(
+        100 * sum(labels[p] == y for p, y in zip(predicted, valid.labels)) / 200)
     random = probe.probe(str(tiny_run / "checkpoint_best.pt"), data, random=True)
     assert random["accuracy"] != trained["accuracy"]  # other weights, other features
     proc = subprocess.run([sys.executable, "-m", "roberta_cli.experiments.probe", str(tiny_run),

@@ -69,6 +69,20 @@ def test_attention_dropout_on_cpu_matches_fairseq_in_distribution(batch):
     assert abs(mean(ours) - mean(ref)) <= 0.02 * mean(ref), (mean(ours), mean(ref))
 
 
+def test_retained_dropout_stays_on_at_inference(batch):
+    """fairseq's --retain-dropout (dropout at inference, e.g. Monte Carlo dropout): the fast
+    attention keeps it too; without it, inference is deterministic."""
+    model = copy.deepcopy(batch[0]).eval()
+    fast.install(model, "rcli")
+    inputs = batch[1]
+    with torch.no_grad():
+        assert torch.equal(model(inputs)[0], model(inputs)[0])
+        for name, module in model.named_modules():
+            if name.endswith("self_attn.dropout_module"):  # attention probabilities only
+                module.apply_during_inference = True
+        assert not torch.equal(model(inputs)[0], model(inputs)[0])
+
+
 def test_torch_gelu_is_fairseqs_gelu_bit_for_bit_under_bf16(batch):
     """install() swaps fairseq's gelu (an fp32 round trip) for torch's: same bits, loss and
     gradients, under bf16 autocast where the round trip costs two copies per layer."""

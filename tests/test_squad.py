@@ -121,8 +121,14 @@ def test_v2_evaluation_reports_no_answer_scores(squad_run, tiny_run, shared_data
     data = runs.squad_preprocess(tiny_run, v2, v2, tmp_path / "v2")
     assert json.loads((data / "manifest.json").read_text())["version"] == "2.0"
     scores = qa.evaluate_hub(hub.from_pretrained(str(run)), data)
-    for key in ("exact_match", "f1", "HasAns_f1", "NoAns_f1", "HasAns_exact", "NoAns_exact"):
-        assert 0 <= scores[key] <= 100, (key, scores)
+    # the totals are the answerable and unanswerable parts weighted by their questions; with no
+    # answer, F1 is exact match (1 when the prediction is empty too, else 0)
+    for key in ("exact_match", "f1"):
+        part = key.replace("exact_match", "exact")
+        assert scores[key] == pytest.approx(
+            (scores[f"HasAns_{part}"] * scores["HasAns_total"]
+             + scores[f"NoAns_{part}"] * scores["NoAns_total"]) / scores["total"]), (key, scores)
+    assert scores["NoAns_f1"] == scores["NoAns_exact"]
     assert scores["NoAns_total"] == json.loads(
         (data / "manifest.json").read_text())["splits"]["valid"]["impossible"]
     # a v2.0 prediction is either "" (no answer) or exact context text
@@ -131,6 +137,12 @@ def test_v2_evaluation_reports_no_answer_scores(squad_run, tiny_run, shared_data
         p = predictions[q.id]
         assert (p.text == "" and p.start is None) or \
             stored.data.contexts[q.context][p.start:p.end] == p.text
+    # NoAns_exact: the share of unanswerable questions answered "" (the model's own settings)
+    answers = qa.predict_hub(hub.from_pretrained(str(run)), data)
+    impossible = [q.id for q in stored.data.questions if q.impossible]
+    assert len(impossible) == scores["NoAns_total"] > 0
+    assert scores["NoAns_exact"] == pytest.approx(
+        100 * sum(answers[i].text == "" for i in impossible) / len(impossible))
 
 
 def test_errors(tiny_run, squad_data, tmp_path):

@@ -120,13 +120,15 @@ def self_attention(self, query, key=None, value=None, key_padding_mask=None,
                    before_softmax=False, need_head_weights=False):
     """MultiheadAttention.forward for encoder self-attention; anything else goes to fairseq's."""
     if (need_weights or need_head_weights or attn_mask is not None or incremental_state is not None
-            or before_softmax or static_kv or (key is not None and key is not query)):
+            or before_softmax or static_kv or (key is not None and key is not query)
+            or self.bias_k is not None or self.add_zero_attn):
         return MultiheadAttention.forward(
             self, query, key, value, key_padding_mask, incremental_state, need_weights,
             static_kv, attn_mask, before_softmax, need_head_weights)
     length, batch, dim = query.shape
     heads = self.num_heads
-    p = self.dropout_module.p if self.training else 0.0
+    # --retain-dropout keeps dropout at inference (apply_during_inference), as fairseq's does
+    p = self.dropout_module.p if self.training or self.dropout_module.apply_during_inference else 0.0
     if p > 0 and _cpu_eager(query):
         def split(x):  # (T, B, C) -> (B*H, T, C/H), contiguous: what bmm takes without a copy
             return x.view(length, batch * heads, dim // heads).transpose(0, 1).contiguous()
