@@ -8,6 +8,7 @@
 #   recipes/demo.sh                                    # books from ../shared/data/gutenberg
 #   DATA=~/my_corpus VALID=~/held_out.txt recipes/demo.sh   # your own text (one document a file)
 #   BUDGET=cpu-hour recipes/demo.sh                    # the hour's settings (python -m roberta_cli.presets)
+#   UPDATES=32 VOCAB=1000 SST2_ROWS=64 SST2_EPOCHS=1 recipes/demo.sh   # a smoke run, under a minute
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -24,6 +25,8 @@ GLUE_DIR=${GLUE_DIR:-$SHARED/glue}
 SST2_ROWS=${SST2_ROWS:-4000}                 # rows of each SST-2 split (its dev set, 872 rows, stays whole)
 SST2_EPOCHS=${SST2_EPOCHS:-3}
 SST2_LR=${SST2_LR:-1e-3}                     # both arms; a tiny model takes a high LR
+vocab=${VOCAB:-}                             # BPE symbols; the budget's when unset
+updates=${UPDATES:-}                         # pretraining updates (>= 16); the budget's when unset
 
 if [ ! -e "$DATA" ] || [ ! -f "$VALID" ]; then
   echo "demo: error: no corpus at $DATA or no held-out text at $VALID; put the project's" \
@@ -32,6 +35,12 @@ if [ ! -e "$DATA" ] || [ ! -f "$VALID" ]; then
 fi
 settings=$(python -m roberta_cli.presets budget "$BUDGET") || exit 2   # its line said why
 eval "$settings"                             # SIZE, VOCAB, UPDATES, ...
+VOCAB=${vocab:-$VOCAB}
+UPDATES=${updates:-$UPDATES}
+if ! [[ $UPDATES =~ ^[0-9]+$ ]] || [ "$UPDATES" -lt 16 ]; then
+  echo "demo: error: UPDATES=$UPDATES; use a whole number >= 16 (or unset: the budget's)" >&2
+  exit 2
+fi
 include=(); [ "$DATA" = "$BOOKS" ] && include=(--include "$INCLUDE")
 
 # a fresh run each time (below): the last demo's run goes, never a directory of the user's own
@@ -49,7 +58,7 @@ log="checkpoints/$NAME.log"
 set +e
 roberta-train "data-bin/$NAME" --budget "$BUDGET" --save-dir "checkpoints/$NAME" \
   --valid-interval $((UPDATES / 4)) --log-interval $((UPDATES / 16)) \
-  -- --max-valid-steps 40 2>&1 | tee "$log"
+  ${updates:+--max-update "$UPDATES"} -- --max-valid-steps 40 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then

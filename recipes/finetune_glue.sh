@@ -5,7 +5,7 @@
 #   recipes/finetune_glue.sh SST-2                                   # checkpoints/demo, seed 1
 #   MODEL=checkpoints/books SEEDS=1,2,3,4,5 recipes/finetune_glue.sh MRPC
 #   recipes/finetune_glue.sh all                                     # every task in GLUE_DIR
-#   LIMIT=2000 recipes/finetune_glue.sh SST-2 --epochs 3 -- --num-workers 0   # quick look
+#   LIMIT=2000 recipes/finetune_glue.sh SST-2 --epochs 3                 # quick look
 #   NPROC=8 recipes/finetune_glue.sh MNLI -- --fp16                  # 8 GPUs (torchrun)
 #
 # Arguments after TASK go to roberta-finetune (its flags, then `--` and fairseq-train flags).
@@ -31,6 +31,10 @@ PRECISION=${PRECISION:-auto}                   # auto | fp32 | bf16 | fp16
 NPROC=${NPROC:-1}                              # processes (GPUs) on this node: torchrun when > 1
 WORKERS=${WORKERS:-2}                          # preprocessing processes
 TASKS=${TASKS:-"CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE"}   # what `all` looks for
+if ! [[ $NPROC =~ ^[0-9]+$ ]]; then
+  echo "finetune_glue.sh: error: NPROC=$NPROC is not a whole number" >&2
+  exit 2
+fi
 
 named() { echo "$1${LIMIT:+-${LIMIT}rows}"; }  # data and run names: LIMIT changes the data
 

@@ -8,20 +8,26 @@
 #   NPROC=8 RACE_DIR=~/data/RACE recipes/finetune_race.sh -- --fp16   # 8 GPUs (torchrun)
 #
 # RACE itself is not in ../shared/data (get it from its authors); arguments go to
-# roberta-finetune (its flags, then `--` and fairseq-train flags).
+# roberta-finetune (its flags, then `--` and fairseq-train flags). With LIMIT=N, data and runs
+# are named RACE-<N>rows.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 MODEL=${MODEL:-$ROOT/checkpoints/demo}        # roberta-train run dir (or a .pt beside dict.txt)
 RACE_DIR=${RACE_DIR:-$ROOT/../shared/data/RACE}
-DATA=${DATA:-$ROOT/data-bin/RACE}             # made here when missing
-SAVE_DIR=${SAVE_DIR:-$ROOT/checkpoints/finetune/RACE}
-SEEDS=${SEEDS:-1}
 LIMIT=${LIMIT:-}                              # first N questions of each split
+named=RACE${LIMIT:+-${LIMIT}rows}             # data and run names: LIMIT changes the data
+DATA=${DATA:-$ROOT/data-bin/$named}           # made here when missing
+SAVE_DIR=${SAVE_DIR:-$ROOT/checkpoints/finetune/$named}
+SEEDS=${SEEDS:-1}
 DEVICE=${DEVICE:-auto}
 PRECISION=${PRECISION:-auto}
 NPROC=${NPROC:-1}
 WORKERS=${WORKERS:-2}
+if ! [[ $NPROC =~ ^[0-9]+$ ]]; then
+  echo "finetune_race.sh: error: NPROC=$NPROC is not a whole number" >&2
+  exit 2
+fi
 
 if [ ! -f "$DATA/manifest.json" ]; then
   if [ ! -d "$RACE_DIR" ]; then

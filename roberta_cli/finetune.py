@@ -364,6 +364,10 @@ def fairseq_argv(data_dir, save_dir, seed, manifest, settings, model: Pretrained
             *launch.recipe_argv(s),
             "--batch-size", str(s["device_batch"]), "--update-freq", str(s["update_freq"]),
             "--required-batch-size-multiple", "1",
+            # batches made on fairseq's prefetch thread, no worker processes: a new iterator per
+            # epoch and per validation, and freeing one with persistent workers can wait out
+            # torch's 5-second join; the data is token ids already, cheap to collate
+            "--num-workers", "0",
             *launch.run_argv(save_dir, seed, log_interval, device, valid_interval),
             # each run starts over from the pretrained model: keep only checkpoint_best.pt,
             # weights only (the hub loads it; no optimizer state to resume)

@@ -140,7 +140,8 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
         batch_size = batch_size or min(b["batch"], BUDGET_DEVICE_BATCH)
         max_update = max_update or b["updates"]
         lr = lr or b["lr"]
-        warmup_updates = b["warmup"] if warmup_updates is None else warmup_updates
+        if warmup_updates is None:  # a shorter run than the budget's warms up for 10% of it at most
+            warmup_updates = min(b["warmup"], max(1, max_update // 10))
     batch_size, max_update = batch_size or 16, max_update or 500000
     paths = check_data_bin(data)
     vocab_size = checkpoints.embedding_rows(os.path.join(paths[0], "dict.txt"))

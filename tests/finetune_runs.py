@@ -18,7 +18,6 @@ from conftest import run_cli
 # so that fairseq's validation (the criterion) and our evaluation (the hub) compute the same
 FAST = ["--device", "cpu", "--precision", "fp32", "--lr", "1e-3", "--batch-size", "8"]
 ROWS = 32
-PASSTHROUGH = ["--", "--num-workers", "0"]
 
 _done = {}
 
@@ -87,7 +86,7 @@ def finetune(name, data, model, tmp_path_factory, *flags):
     if name not in _done:
         save = _root(tmp_path_factory) / name
         proc = run_cli("roberta-finetune", "--model", model, "--data", data, "--save-dir", save,
-                       *flags, *PASSTHROUGH)
+                       *flags)
         (save / "stderr.log").write_text(proc.stderr)
         _done[name] = (save, proc)
     return _done[name]

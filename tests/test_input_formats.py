@@ -107,7 +107,7 @@ def test_nsp_checkpoint_loads_and_fine_tunes(nsp_run, shared_data, tmp_path):
             "--bpe-from", nsp_run, "--limit", "32", "--destdir", data, "--workers", "1", "--quiet")
     run_cli("roberta-finetune", "--task", "SST-2", "--model", nsp_run, "--data", data,
             "--save-dir", tmp_path / "ft", "--max-update", "4", "--device", "cpu",
-            "--precision", "fp32", "--batch-size", "8", "--", "--num-workers", "0")
+            "--precision", "fp32", "--batch-size", "8")
     results = json.loads((tmp_path / "ft" / "results.json").read_text())
     dev = glue.rows_of(data, "valid")  # the hub's labels of the raw dev rows score as reported
     predicted = hub.from_pretrained(tmp_path / "ft" / "seed1").predict_label_batch(

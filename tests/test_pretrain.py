@@ -35,6 +35,8 @@ def test_budget_sets_the_small_budget_defaults_and_flags_given_win(wiki_bin):
     run = pretrain.plan(str(wiki_bin), budget="cpu-minutes", size="small", lr=1e-4,
                         max_update=10, warmup_updates=0, device="cpu", precision="fp32")
     assert (run.arch, run.lr, run.max_update, run.warmup_updates) == ("rcli_small", 1e-4, 10, 0)
+    short = pretrain.plan(str(wiki_bin), budget="cpu-minutes", max_update=32, device="cpu")
+    assert short.warmup_updates == 3  # 10% of the run, not the budget's 60
     paper = pretrain.plan(str(wiki_bin), device="cpu", precision="fp32").argv()
     assert "--encoder-normalize-before" not in paper
     assert paper[paper.index("--dropout") + 1] == str(presets.PRETRAIN["dropout"])
