@@ -42,6 +42,7 @@ if ! [[ $UPDATES =~ ^[0-9]+$ ]] || [ "$UPDATES" -lt 16 ]; then
   exit 2
 fi
 include=(); [ "$DATA" = "$BOOKS" ] && include=(--include "$INCLUDE")
+# arrays that may be empty expand as ${a[@]+"${a[@]}"}: bash < 4.4 (macOS) rejects "${a[@]}" under set -u
 
 # a fresh run each time (below): the last demo's run goes, never a directory of the user's own
 if [ -e "checkpoints/$NAME" ] && ! grep -qs '"budget": "' "checkpoints/$NAME/roberta_train.json"; then
@@ -51,7 +52,7 @@ if [ -e "checkpoints/$NAME" ] && ! grep -qs '"budget": "' "checkpoints/$NAME/rob
 fi
 
 start=$(date +%s)
-roberta-preprocess text "$DATA" "${include[@]}" --valid "$VALID" --destdir "data-bin/$NAME" \
+roberta-preprocess text "$DATA" ${include[@]+"${include[@]}"} --valid "$VALID" --destdir "data-bin/$NAME" \
   --bpe bytelevel --vocab-size "$VOCAB" --doc-boundary file --workers "$WORKERS" --force --quiet
 rm -rf "checkpoints/$NAME" && mkdir -p checkpoints
 log="checkpoints/$NAME.log"
@@ -80,7 +81,7 @@ roberta-preprocess glue --task SST-2 --glue-dir "$GLUE_DIR" --bpe-from "checkpoi
 for init in pretrained random; do
   run="checkpoints/$NAME-SST-2-$init"; scratch=(); [ "$init" = random ] && scratch=(--from-scratch)
   roberta-finetune --task SST-2 --model "checkpoints/$NAME" --data "data-bin/$NAME-SST-2" \
-    --save-dir "$run" --epochs "$SST2_EPOCHS" --lr "$SST2_LR" "${scratch[@]}" > "$run.log" 2>&1 || {
+    --save-dir "$run" --epochs "$SST2_EPOCHS" --lr "$SST2_LR" ${scratch[@]+"${scratch[@]}"} > "$run.log" 2>&1 || {
     tail -n 15 "$run.log" >&2
     echo "demo: error: roberta-finetune failed; the whole log is in $run.log" >&2
     exit 1

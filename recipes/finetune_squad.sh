@@ -29,7 +29,8 @@ EPOCHS=${EPOCHS:-2}
 SEEDS=${SEEDS:-1}                                     # comma-separated
 DEVICE=${DEVICE:-auto}                               # auto | cpu | cuda
 train_name=$(basename "${TRAIN:-${TRAIN_ARTICLES:+${TRAIN_ARTICLES}articles}}" .json)  # the data says what trains
-DATA=${DATA:-$ROOT/data-bin/squad-$(basename "$MODEL")-$train_name-$(basename "$VALID" .json)-${MAX_LENGTH:-auto}}
+# named by everything that shapes the windows: other settings never reuse this data
+DATA=${DATA:-$ROOT/data-bin/squad-$(basename "$MODEL")-$train_name-$(basename "$VALID" .json)-${MAX_LENGTH:-auto}-stride$STRIDE-$VERSION}
 SAVE_DIR=${SAVE_DIR:-$ROOT/checkpoints/finetune/squad-$(basename "$MODEL")}
 [ "${1:-}" = "--" ] && shift
 

@@ -81,16 +81,16 @@ for point in $POINTS; do
   fi
 done
 finetune() {  # finetune TASK NAME POINT: the task's data in RUN/NAME, runs in RUN/ft/NAME-POINT
-  local task=$1 name=$2 point=$3 scratch=()
+  local task=$1 name=$2 point=$3 scratch=()  # may stay empty: ${a[@]+"${a[@]}"} for bash < 4.4
   [ "$point" = 0 ] && scratch=(--from-scratch)
   logged "$RUN/ft/$name-$point.log" roberta-finetune --task "$task" --model "$(model_at "$point")" \
     --data "$RUN/$name" --save-dir "$RUN/ft/$name-$point" --seeds "$SEEDS" --epochs "$FT_EPOCHS" \
-    --lr "$FT_LR" "${scratch[@]}"
+    --lr "$FT_LR" ${scratch[@]+"${scratch[@]}"}
 }
 probe() {  # probe NAME POINT: a logistic regression on the frozen features, RUN/probe/NAME-POINT.json
   local name=$1 point=$2 random=()
   [ "$point" = 0 ] && random=(--random)
-  python -m roberta_cli.experiments.probe "$(model_at "$point")" "$RUN/$name" "${random[@]}" \
+  python -m roberta_cli.experiments.probe "$(model_at "$point")" "$RUN/$name" ${random[@]+"${random[@]}"} \
     --json "$RUN/probe/$name-$point.json"
 }
 mkdir -p "$RUN/ft" "$RUN/probe"
@@ -99,7 +99,7 @@ for task in $TASKS; do
   name=$task; [ "$rows" != 0 ] && name=$task-${rows}rows   # e.g. SST-2-1000rows; all rows: SST-2
   limit=(); [ "$rows" != 0 ] && limit=(--limit "$rows")
   stage "data-$name" roberta-preprocess glue --task "$task" --glue-dir "$GLUE_DIR" \
-    --bpe-from "$RUN/bin" --destdir "$RUN/$name" "${limit[@]}" --force --quiet
+    --bpe-from "$RUN/bin" --destdir "$RUN/$name" ${limit[@]+"${limit[@]}"} --force --quiet
   for point in 0 $POINTS; do
     stage "probe-$name-$point" probe "$name" "$point"
     stage "finetune-$name-$point" finetune "$task" "$name" "$point"
