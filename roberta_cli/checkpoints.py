@@ -163,21 +163,22 @@ def remove_temporaries(run_dir):
     """The temporary files of saves that never finished (their run was killed); call it only
     while holding the run directory. A file whose process is alive is left: another program (a
     plain fairseq-train, which takes no lock) may be writing it."""
-    def alive_other(pid):
-        if pid == os.getpid():  # ours from before the lock: no save of this run is under way yet
-            return False
-        try:
-            os.kill(pid, 0)
-        except PermissionError:  # exists, another user's
-            return True
-        except (ProcessLookupError, OverflowError, ValueError):
-            return False
-        return True
-
     for name in os.listdir(run_dir):
         found = re.fullmatch(r"\.checkpoint.*\.pt\.tmp-(\d+)", name)
-        if found and not alive_other(int(found.group(1))):
+        if found and not _another_live_process(int(found.group(1))):
             _remove_quietly(os.path.join(run_dir, name))
+
+
+def _another_live_process(pid):
+    if pid == os.getpid():  # ours from before the lock: no save of this run is under way yet
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # exists, another user's
+        return True
+    except (ProcessLookupError, OverflowError, ValueError):
+        return False
+    return True
 
 
 def _remove_quietly(path):

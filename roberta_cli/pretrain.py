@@ -201,9 +201,11 @@ def changed_settings(run: Run) -> Optional[str]:
             before = json.load(f)
     except (OSError, ValueError):
         return None
+    if not isinstance(before, dict):
+        return None
     now = {**asdict(run), "total_batch_size": run.total_batch}
     changed = [f"{key} {before[key]} -> {now[key]}" for key in RESUME_SETTINGS
-               if isinstance(before, dict) and key in before and before[key] != now[key]]
+               if key in before and before[key] != now[key]]
     if not changed:
         return None
     return (f"resuming with settings other than the last run's: {', '.join(changed)}; the "

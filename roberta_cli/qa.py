@@ -141,6 +141,9 @@ def answer_batch(hub, tok, pairs, max_length=None, stride=None, null_threshold=N
     settings default to those the model was fine-tuned with."""
     _check_head(hub.model)
     cfg = hub.task.cfg
+    for name, value in (("max_length", max_length), ("stride", stride)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UserError(f"answer_batch: {name}={value!r} must be a whole number of tokens >= 1")
 
     def setting(name, given, default):
         return given if given is not None else getattr(cfg, name, default)
@@ -148,9 +151,6 @@ def answer_batch(hub, tok, pairs, max_length=None, stride=None, null_threshold=N
     max_length = min(setting("squad_max_length", max_length, sq.DEFAULT_MAX_LENGTH),
                      hub.model.max_positions())
     stride = setting("squad_stride", stride, sq.DEFAULT_STRIDE)
-    for name, value in (("max_length", max_length), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"answer_batch: {name}={value!r} must be a whole number of tokens >= 1")
     null_threshold = setting("squad_null_threshold", null_threshold, sq.NULL_THRESHOLD)
     version = getattr(cfg, "squad_version", "1.1")
     max_answer = getattr(cfg, "squad_max_answer_tokens", sq.MAX_ANSWER_TOKENS)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import finetune_runs
-from conftest import BIN, REPO
+from conftest import BIN, REPO, assert_user_error
 from roberta_cli import checkpoints, hub
 
 pytestmark = pytest.mark.e2e  # every test here runs a recipe
@@ -37,13 +37,10 @@ def ok(proc):
 
 
 def assert_recipe_error(proc, name, *words):
-    """A bad knob: exit 2 and one line `<name>: error: ...` (naming ``words``) on stderr,
-    nothing else there (no traceback, no command run)."""
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"{name}: error:"), proc.stderr[-2000:]
-    for w in words:
-        assert w in lines[0], (w, lines[0])
+    """A bad knob: a user error (conftest's assert_user_error) and nothing else on stderr: no
+    command ran."""
+    assert_user_error(proc, name, *words)
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
 
 
 def copy_recipe(path, root):

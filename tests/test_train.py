@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from fairseq import tasks
 
 from conftest import BIN, REPO, TINY_TRAIN, assert_user_error, run_cli
 from roberta_cli import hub, pretrain
 from roberta_cli.checkpoints import load as load_checkpoint
 from roberta_cli.errors import UserError
+from roberta_cli.tasks.pretraining import PretrainingConfig
 from roberta_cli.train_log import read_jsonl
 
 
@@ -110,10 +112,6 @@ def test_last_validation_recomputed(tiny_run, wiki_bin):
     """The last validation's mlm_accuracy and loss, recomputed from the final checkpoint on the
     batches fairseq validated (max-valid-steps 25: its loop stops after batch 26), under the
     run's precision."""
-    from fairseq import tasks
-
-    from roberta_cli.tasks.pretraining import PretrainingConfig
-
     settings = json.loads((tiny_run / "roberta_train.json").read_text())
     task = tasks.TASK_REGISTRY["rcli_mlm"].setup_task(PretrainingConfig(
         data=str(wiki_bin), tokens_per_sample=64, seed=settings["seed"]))

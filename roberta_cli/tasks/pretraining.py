@@ -144,11 +144,11 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
         if n_long:
             logger.warning("%s: split %d lines longer than a block (%d tokens) into %d pieces",
                            split, n_long, block, n_long + len(lines) - n_lines)
-        if break_mode == "eos":  # a block per line, as the lines now are; fairseq 0.12.2's
-            made = lines  # eos mode fails on numpy 2 (np.compat.long)
-        else:
-            made = TokenBlockDataset(lines, lines.sizes, block, pad=self.source_dictionary.pad(),
-                                     eos=self.source_dictionary.eos(), break_mode=break_mode)
+        # eos: a block per line, which the lines already are (no line is longer than a block
+        # now); TokenBlockDataset's eos mode would add nothing, and fails on numpy 2
+        made = lines if break_mode == "eos" else TokenBlockDataset(
+            lines, lines.sizes, block, pad=self.source_dictionary.pad(),
+            eos=self.source_dictionary.eos(), break_mode=break_mode)
         return PrependTokenDataset(made, self.source_dictionary.bos())
 
     def _load_dataset_split(self, split, epoch, combine):
