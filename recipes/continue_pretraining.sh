@@ -23,7 +23,7 @@ BATCH=${BATCH:-16}                                      # sequences per device p
 LR=${LR:-1e-4}                                          # peak LR: gentler than from scratch
 TASK=${TASK:-SST-2}                                     # the GLUE task fine-tuned afterwards
 GLUE_DIR=${GLUE_DIR:-$SHARED/glue}
-ROWS=${ROWS:-2000}                                      # rows of each of its splits (empty: all)
+ROWS=${ROWS-2000}                                       # rows of each of its splits (empty: all)
 [ "${1:-}" = "--" ] && shift
 
 if [ ! -f "$GLUE_DIR/$TASK/train.tsv" ]; then  # before the pretraining, not after it

@@ -44,10 +44,12 @@ fi
 include=(); [ "$DATA" = "$BOOKS" ] && include=(--include "$INCLUDE")
 # arrays that may be empty expand as ${a[@]+"${a[@]}"}: bash < 4.4 (macOS) rejects "${a[@]}" under set -u
 
-# a fresh run each time (below): the last demo's run goes, never a directory of the user's own
-if [ -e "checkpoints/$NAME" ] && ! grep -qs '"budget": "' "checkpoints/$NAME/roberta_train.json"; then
-  echo "demo: error: checkpoints/$NAME exists and is not a demo run (roberta-train --budget);" \
-       "set NAME= to another name" >&2
+# a fresh run each time (below): the last demo's run goes, never a directory the demo did not
+# make (those it made hold its marker)
+marker=.rcli-demo
+if [ -e "checkpoints/$NAME" ] && [ ! -f "checkpoints/$NAME/$marker" ]; then
+  echo "demo: error: checkpoints/$NAME exists and is not a run this demo made (no $marker in" \
+       "it); set NAME= to another name" >&2
   exit 2
 fi
 
@@ -55,6 +57,9 @@ start=$(date +%s)
 roberta-preprocess text "$DATA" ${include[@]+"${include[@]}"} --valid "$VALID" --destdir "data-bin/$NAME" \
   --bpe bytelevel --vocab-size "$VOCAB" --doc-boundary file --workers "$WORKERS" --force --quiet
 rm -rf "checkpoints/$NAME" && mkdir -p checkpoints
+# marked on the way out, even after a failure or an interruption: roberta-train refuses a
+# --save-dir that holds other files, so the marker cannot go in first
+trap 'if [ -d "checkpoints/$NAME" ]; then touch "checkpoints/$NAME/$marker"; fi' EXIT
 log="checkpoints/$NAME.log"
 set +e
 roberta-train "data-bin/$NAME" --budget "$BUDGET" --save-dir "checkpoints/$NAME" \

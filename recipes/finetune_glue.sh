@@ -6,11 +6,11 @@
 #   MODEL=checkpoints/books SEEDS=1,2,3,4,5 recipes/finetune_glue.sh MRPC
 #   recipes/finetune_glue.sh all                                     # every task in GLUE_DIR
 #   LIMIT=2000 recipes/finetune_glue.sh SST-2 --epochs 3                 # quick look
-#   NPROC=8 recipes/finetune_glue.sh MNLI -- --fp16                  # 8 GPUs (torchrun)
+#   NPROC=8 PRECISION=fp16 recipes/finetune_glue.sh MNLI            # 8 GPUs (torchrun)
 #
 # Arguments after TASK go to roberta-finetune (its flags, then `--` and fairseq-train flags).
-# Results: $SAVE_ROOT/<TASK>/results.json (per seed and median), models in .../seed<N>/; with
-# LIMIT=N, data and runs are named <TASK>-<N>rows.
+# Results: $SAVE_ROOT/<TASK>-<model>/results.json (per seed and median; <model>: MODEL's last
+# name), models in .../seed<N>/; with LIMIT=N, data and runs are named <TASK>-<model>-<N>rows.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -22,7 +22,7 @@ TASK=$1
 shift
 MODEL=${MODEL:-$ROOT/checkpoints/demo}         # roberta-train run dir (or a .pt beside dict.txt)
 GLUE_DIR=${GLUE_DIR:-$ROOT/../shared/data/glue}  # CoLA/ SST-2/ ... as download_glue_data.py writes
-DATA_ROOT=${DATA_ROOT:-$ROOT/data-bin}         # data-bin/<TASK>, made here when missing
+DATA_ROOT=${DATA_ROOT:-$ROOT/data-bin}         # data-bin/<TASK>-<model>, made here when missing
 SAVE_ROOT=${SAVE_ROOT:-$ROOT/checkpoints/finetune}
 SEEDS=${SEEDS:-1}                              # e.g. 1,2,3,4,5
 LIMIT=${LIMIT:-}                               # first N rows of each split (quick experiments)
@@ -36,7 +36,8 @@ if ! [[ $NPROC =~ ^[0-9]+$ ]]; then
   exit 2
 fi
 
-named() { echo "$1${LIMIT:+-${LIMIT}rows}"; }  # data and run names: LIMIT changes the data
+# data and run names: the model's BPE and LIMIT shape the data, and runs of two models stay apart
+named() { echo "$1-$(basename "$MODEL")${LIMIT:+-${LIMIT}rows}"; }
 
 finetune() {
   local task=$1; shift

@@ -5,18 +5,18 @@
 #
 #   RACE_DIR=~/data/RACE recipes/finetune_race.sh                  # train/ dev/ test/ {middle,high}
 #   MODEL=checkpoints/books SEEDS=1,2,3 RACE_DIR=~/data/RACE recipes/finetune_race.sh
-#   NPROC=8 RACE_DIR=~/data/RACE recipes/finetune_race.sh -- --fp16   # 8 GPUs (torchrun)
+#   NPROC=8 PRECISION=fp16 RACE_DIR=~/data/RACE recipes/finetune_race.sh   # 8 GPUs (torchrun)
 #
 # RACE itself is not in ../shared/data (get it from its authors); arguments go to
-# roberta-finetune (its flags, then `--` and fairseq-train flags). With LIMIT=N, data and runs
-# are named RACE-<N>rows.
+# roberta-finetune (its flags, then `--` and fairseq-train flags). Data and runs are named
+# RACE-<model> (<model>: MODEL's last name), with LIMIT=N RACE-<model>-<N>rows.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 MODEL=${MODEL:-$ROOT/checkpoints/demo}        # roberta-train run dir (or a .pt beside dict.txt)
 RACE_DIR=${RACE_DIR:-$ROOT/../shared/data/RACE}
 LIMIT=${LIMIT:-}                              # first N questions of each split
-named=RACE${LIMIT:+-${LIMIT}rows}             # data and run names: LIMIT changes the data
+named=RACE-$(basename "$MODEL")${LIMIT:+-${LIMIT}rows}  # the model's BPE and LIMIT shape the data
 DATA=${DATA:-$ROOT/data-bin/$named}           # made here when missing
 SAVE_DIR=${SAVE_DIR:-$ROOT/checkpoints/finetune/$named}
 SEEDS=${SEEDS:-1}

@@ -3,13 +3,14 @@
 # several nodes (torchrun rendezvous, or SLURM's srun). The same script for all of them.
 #
 #   recipes/pretrain.sh                                           # one process: CPU or one GPU
-#   DATA=data-bin/books SIZE=small MAX_UPDATE=20000 recipes/pretrain.sh -- --fp16
+#   DATA=data-bin/books SIZE=small MAX_UPDATE=20000 recipes/pretrain.sh --precision fp16
 #   NPROC=8 SIZE=base TOTAL_BATCH=8192 BATCH=32 recipes/pretrain.sh     # 8 GPUs, this node
-#   NNODES=4 NODE_RANK=0 MASTER_ADDR=node0 NPROC=8 recipes/pretrain.sh # run on every node
+#   NNODES=4 NODE_RANK=$RANK MASTER_ADDR=node0 NPROC=8 recipes/pretrain.sh  # each node: RANK 0..3
 #   sbatch -N 4 --ntasks-per-node 8 --gpus-per-node 8 --wrap "recipes/pretrain.sh"  # SLURM
 #
 # TOTAL_BATCH (sequences per update) is reached by --update-freq, worked out by roberta-train
-# from the number of processes; flags after `--` go to fairseq-train unchanged.
+# from the number of processes. Arguments go to roberta-train (its flags, then `--` and
+# fairseq-train flags, passed on unchanged).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 

@@ -12,6 +12,9 @@
 #   VOCAB=32000 RUN=runs/payoff-32k TASKS=SST-2 recipes/pretraining_payoff.sh
 #   SST2_ROWS=0 FT_LR=1e-4 FT_EPOCHS=2 TASKS=SST-2 recipes/pretraining_payoff.sh   # all 67K rows,
 #       in the same RUN beside the 1,000-row runs (~10 min per arm and seed)
+#   POINTS="500 1000" recipes/pretraining_payoff.sh --max-update 1000 -- --num-workers 2
+#
+# Arguments go to roberta-train (its flags, then `--` and fairseq-train flags).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -34,10 +37,33 @@ FT_LR=${FT_LR:-1e-3}                         # both arms; small models take a hi
 FT_EPOCHS=${FT_EPOCHS:-3}                     # small models overfit 1,000 rows after ~3 epochs
 WORKERS=${WORKERS:-2}
 
-for task in $TASKS; do  # before the hour of pretraining, not after it
+# the arguments: roberta-train's flags, then (after --) fairseq-train's
+own=() fairseq=() after=0 prev= max_update=$UPDATES
+for arg in "$@"; do
+  if [ "$after" = 1 ]; then fairseq+=("$arg")
+  elif [ "$arg" = -- ]; then after=1
+  else
+    own+=("$arg")
+    case $arg in --max-update=*) max_update=${arg#*=} ;; esac
+    [ "$prev" = --max-update ] && max_update=$arg
+  fi
+  prev=$arg
+done
+
+# before the hour of pretraining, not after it
+for task in $TASKS; do
   if [ ! -f "$GLUE_DIR/$task/train.tsv" ]; then
     echo "pretraining_payoff.sh: error: no $GLUE_DIR/$task/train.tsv; TASKS= takes GLUE task" \
          "names (SST-2, MRPC, ...), GLUE_DIR= the GLUE folder" >&2
+    exit 2
+  fi
+done
+[ -n "${POINTS// }" ] || { echo "pretraining_payoff.sh: error: POINTS= is empty" >&2; exit 2; }
+for point in $POINTS; do
+  if ! [[ $point =~ ^[0-9]+$ ]] || [ "$point" -lt 1 ] ||
+     { [[ $max_update =~ ^[0-9]+$ ]] && [ "$point" -gt "$max_update" ]; }; then
+    echo "pretraining_payoff.sh: error: POINTS=\"$POINTS\": $point is not an update of a run of" \
+         "$max_update updates (1 to --max-update)" >&2
     exit 2
   fi
 done
@@ -64,9 +90,11 @@ stage preprocess roberta-preprocess text "$CORPUS" --include "$INCLUDE" --destdi
   --vocab-size "$VOCAB" --doc-boundary file --valid-fraction 0.02 --workers "$WORKERS" --force --quiet
 # a checkpoint at every point (checkpoint_E_U.pt), none deleted
 interval=$(python -c "import math, sys; print(math.gcd(*map(int, sys.argv[1:])))" $POINTS)
+# fairseq flags of the user's may change --max-valid-steps, not --keep-interval-updates
 stage pretrain logged "$RUN/pretrain.log" roberta-train "$RUN/bin" --budget "$BUDGET" \
-  --save-dir "$RUN/pretrained" --valid-interval "$interval" --log-interval 100 "$@" -- \
-  --keep-interval-updates -1 --max-valid-steps 40
+  --save-dir "$RUN/pretrained" --valid-interval "$interval" --log-interval 100 \
+  ${own[@]+"${own[@]}"} -- --max-valid-steps 40 ${fairseq[@]+"${fairseq[@]}"} \
+  --keep-interval-updates -1
 
 model_at() {  # model_at POINT: the checkpoint kept at that update; 0: the run (for its shape)
   if [ "$1" = 0 ]; then echo "$RUN/pretrained"; return; fi

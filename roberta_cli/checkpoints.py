@@ -293,3 +293,44 @@ def model_symbols(dict_txt) -> List[str]:
 def embedding_rows(dict_txt) -> int:
     """Token embeddings of a RoBERTa trained on ``dict_txt``."""
     return len(dict_symbols(dict_txt)) + EXTRA_SYMBOLS
+
+
+def task_setting(state, key):
+    """``key`` of a checkpoint's task config (omegaconf, or the argparse Namespace of older
+    checkpoints, where the task's name is ``task``, not ``_name``)."""
+    task = (state.get("cfg") or {}).get("task") or state.get("args")
+    if task is None:
+        return None
+    value = _getter(task)(key)
+    return value if value is not None or key != "_name" else _getter(task)("task")
+
+
+def dictionary_files(state) -> List[str]:
+    """The dictionaries fairseq's task of this checkpoint reads from the model directory
+    (relative paths): the token dictionary first (its symbols are the embedding rows), then a
+    classifier's labels."""
+    name = str(task_setting(state, "_name") or "")
+    if name.endswith("sentence_prediction"):
+        labels = [] if task_setting(state, "regression_target") else ["label/dict.txt"]
+        return ["input0/dict.txt", *labels]
+    if name.endswith("sentence_ranking"):
+        return ["input0/dict.txt"]
+    return ["dict.txt"]
+
+
+def check_dictionaries(model_dir, state, checkpoint):
+    """A UserError unless ``model_dir`` holds the dictionaries the checkpoint's task reads and
+    the token dictionary gives as many embedding rows as the checkpoint has."""
+    files = dictionary_files(state)
+    for name in files:
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            raise UserError(f"{model_dir} has no {name}, which the model's task "
+                            f"({task_setting(state, '_name')}) reads; copy {name} there from "
+                            "the data-bin the model was fine-tuned on")
+    rows = model_info(state).vocab_size
+    dict_txt = os.path.join(model_dir, files[0])
+    symbols = len(dict_symbols(dict_txt))
+    if rows is not None and symbols + EXTRA_SYMBOLS != rows:
+        raise UserError(f"{dict_txt} has {symbols} symbols ({symbols + EXTRA_SYMBOLS} token "
+                        f"rows with the specials and <mask>) but {checkpoint} has {rows} token "
+                        "embeddings; put the model's own dict.txt (from its data-bin) there")

@@ -349,6 +349,27 @@ def plan(task, manifest, *, lr=None, batch_size=None, epochs=None, max_update=No
             "warmup_ratio": ratio, "metric": manifest.get("metric", "accuracy")}
 
 
+# fairseq flags that roberta-finetune sets from its own options -> the option to use. After --
+# they would win over the plan, leaving --total-num-update, the warmup, the progress total and
+# results.json describing another run.
+OWN_FLAGS = {"--lr": "--lr", "--max-update": "--max-update (or --epochs)",
+             "--total-num-update": "--max-update (or --epochs)", "--max-epoch": "--epochs",
+             "--warmup-updates": "--warmup-updates (or --warmup-ratio)", "--batch-size": "--device-batch-size",
+             "--max-sentences": "--device-batch-size",
+             "--update-freq": "--batch-size and --device-batch-size", "--seed": "--seeds",
+             "--save-dir": "--save-dir"}
+
+
+def check_fairseq_flags(passthrough):
+    """No flag after -- may override what roberta-finetune plans from its own options."""
+    for arg in passthrough:
+        flag = arg.split("=", 1)[0]
+        if flag in OWN_FLAGS:
+            raise UserError(f"{flag} after -- would override roberta-finetune's plan (the LR "
+                            f"schedule and warmup follow it); pass roberta-finetune's "
+                            f"{OWN_FLAGS[flag]} before -- instead")
+
+
 def fairseq_argv(data_dir, save_dir, seed, manifest, settings, model: Pretrained, *,
                  device="cpu", precision_flags=(), from_scratch=False, log_interval=None,
                  valid_interval=0) -> List[str]:
@@ -460,7 +481,6 @@ def write_results(save_dir, task, manifest, per_seed, model, settings) -> dict:
 # test_mismatched. AX, GLUE's diagnostic set, is predicted by the MNLI model.
 GLUE_FILES = {"CoLA": "CoLA", "SST-2": "SST-2", "MRPC": "MRPC", "STS-B": "STS-B", "QQP": "QQP",
               "MNLI": "MNLI-m", "QNLI": "QNLI", "RTE": "RTE", "AX": "AX"}
-STSB_RANGE = (0.0, 5.0)  # the server's scale for STS-B
 
 
 def prediction_manifest(data_dir) -> dict:
@@ -496,14 +516,17 @@ def write_predictions(run_dir, data_dir, manifest, out_dir, splits=None, device=
     """The predictions of run_dir's best checkpoint on ``splits`` of ``data_dir`` (default:
     prediction_splits), in the files the benchmark's server takes; returns their paths.
     GLUE: <TASK>.tsv (MNLI: MNLI-m.tsv, MNLI-mm.tsv) with ``index`` and the label name (STS-B:
-    the score, clipped to 0-5); SQuAD: <split>.json {question id: answer} ("" for no answer,
-    v2.0), as the official evaluation script reads; RACE and the rest: <split>.jsonl, a JSON
-    object per row (RACE: the question's id and its choice, A-D)."""
+    the score, back on 0-5 and clipped to it); SQuAD: <split>.json {question id: answer} (""
+    for no answer, v2.0), as the official evaluation script reads; RACE and the rest:
+    <split>.jsonl, a JSON object per row (RACE: the question's id and its choice, A-D;
+    regression: the score on the task's scale)."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UserError(f"--out {out_dir} is a file; pass a directory for the prediction files")
     hub = hub_lib.from_pretrained(run_dir, device=device)
-    check_predicts(hub.task_manifest(), manifest, run_dir, data_dir)
+    trained = hub.task_manifest()
+    check_predicts(trained, manifest, run_dir, data_dir)
     check_same_dictionary(run_dir, data_dir)
+    scale = float(trained.get("label_scale", 1.0))  # of the data the model learned from
     kind = KINDS[manifest["kind"]]
     os.makedirs(out_dir, exist_ok=True)
     paths = []
@@ -512,12 +535,15 @@ def write_predictions(run_dir, data_dir, manifest, out_dir, splits=None, device=
             raise UserError(f"{data_dir} has no {split!r} split; it has "
                             f"{', '.join(manifest['splits'])}")
         preds = kind.predict(hub, data_dir, split, manifest)
-        paths.append(_write_split_predictions(out_dir, data_dir, manifest, split, preds))
+        paths.append(_write_split_predictions(out_dir, data_dir, manifest, split, preds, scale))
     return paths
 
 
-def _write_split_predictions(out_dir, data_dir, manifest, split, preds):
+def _write_split_predictions(out_dir, data_dir, manifest, split, preds, scale=1.0):
+    """``scale``: regression predictions times it are on the task's own scale (STS-B 0-5)."""
     task, kind = manifest.get("task"), manifest["kind"]
+    if kind == "regression":
+        preds = [p * scale for p in preds]
     if kind == "span":
         path = os.path.join(out_dir, f"{split}.json")
         _write_text(path, json.dumps(preds, ensure_ascii=False, indent=1))
@@ -525,7 +551,7 @@ def _write_split_predictions(out_dir, data_dir, manifest, split, preds):
     if task in GLUE_FILES and split.startswith("test"):
         name = GLUE_FILES[task] if split == "test" else "MNLI-mm"
         if kind == "regression":
-            lo, hi = STSB_RANGE
+            lo, hi = manifest.get("label_range") or (-math.inf, math.inf)
             values = [f"{min(max(p, lo), hi):.3f}" for p in preds]
         else:
             values = [manifest["labels"][i] for i in preds]

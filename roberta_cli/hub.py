@@ -50,7 +50,8 @@ def from_pretrained(model_dir, checkpoint_file=None, device=None, precision="fp3
             raise UserError(f"no checkpoint {path}; train one with roberta-train or name the file")
     if not os.path.isfile(os.path.join(model_dir, "dict.txt")):
         raise UserError(f"no dict.txt in {model_dir}; copy the data-bin's dict.txt next to it")
-    checkpoints.read(path, "checkpoint")  # one clear line for a file fairseq would choke on
+    state = checkpoints.read(path, "checkpoint")  # one clear line for a file fairseq would choke on
+    checkpoints.check_dictionaries(model_dir, state, path)  # not torch's size mismatch
     loaded = hub_utils.from_pretrained(
         model_dir, os.path.basename(path), data_name_or_path=".", load_checkpoint_heads=True,
         **{**bpe_args(model_dir), **overrides})
@@ -214,8 +215,9 @@ class RobertaHub(RobertaHubInterface):
         return torch.stack(out)
 
     def decode(self, tokens):
-        """fairseq's decode; <unk> and <mask> come out as text, also with a learned byte-level
-        BPE (whose decoder reads every symbol as a BPE id). ``tokens``: a 1-D tensor or list."""
+        """fairseq's decode (a list of strings for a pair); <unk> and <mask> come out as text,
+        also with a learned byte-level BPE (whose decoder reads every symbol as a BPE id).
+        ``tokens``: a 1-D tensor or list."""
         tokens = torch.as_tensor(tokens, dtype=torch.long)
         if tokens.dim() != 1:
             raise UserError(f"decode takes one 1-D token sequence, not shape {tuple(tokens.shape)}")
@@ -224,12 +226,22 @@ class RobertaHub(RobertaHubInterface):
         if _cfg_get(self.cfg.bpe, "_name") != "hf_byte_bpe":
             return super().decode(tokens)
         d = self.task.source_dictionary
+        ids = tokens.tolist()
+        if ids[0] == d.bos():
+            ids = ids[1:]
+        # sentences start at the second </s> of each </s> </s>, as in fairseq's decode
+        starts = [0] + [k for k in range(1, len(ids)) if ids[k - 1] == ids[k] == d.eos()]
+        sentences = [self._decode_sentence(ids[a:b]) for a, b in zip(starts, starts[1:] + [None])]
+        return sentences[0] if len(sentences) == 1 else sentences
+
+    def _decode_sentence(self, ids):
+        d = self.task.source_dictionary
         words = {d.unk(): d.unk_word, self._mask_index(): MASK}
         out, run = [], []
-        for t in tokens.tolist() + [None]:  # byte-level pieces decode alone exactly
+        for t in ids + [None]:  # byte-level pieces decode alone exactly
             if t is None or t in words:
                 if run:
-                    out.append(super().decode(torch.tensor(run)))
+                    out.append(self.bpe.decode(d.string(torch.tensor(run))))
                     run = []
                 if t is not None:
                     out.append(words[t])
@@ -292,7 +304,8 @@ class RobertaHub(RobertaHubInterface):
         spans = masked_input.split(MASK)
         out = spans[0]
         for word, span in zip(words, spans[1:]):
-            out = (out[:-1] if out.endswith(" ") and word.startswith(" ") else out) + word + span
+            # the word carries its own leading space, as in fairseq's fill_mask
+            out = (out[:-1] if out.endswith(" ") else out) + word + span
         return out
 
     @torch.inference_mode()
@@ -375,8 +388,9 @@ class RobertaHub(RobertaHubInterface):
         if not tokens:
             return []
         logits = self.predict_batch(self.finetuned_head, tokens, return_logits=True).float()
-        if manifest["kind"] == "regression":
-            return logits[:, 0].tolist()
+        if manifest["kind"] == "regression":  # back on the task's scale (STS-B: 0-5)
+            scale = float(manifest.get("label_scale", 1.0))
+            return [v * scale for v in logits[:, 0].tolist()]
         labels = self.task.label_dictionary
         return [labels[int(i) + labels.nspecial] for i in logits.argmax(-1)]
 
@@ -401,6 +415,8 @@ class RobertaHub(RobertaHubInterface):
         part cut to --max-option-length; RACE's question+option: the option fills a "_" blank,
         else follows the question."""
         self._finetuned("multiple_choice")
+        if not items:
+            return []
         bos = torch.tensor([self.task.source_dictionary.bos()])
         tokens, counts = [], []
         for context, question, options in items:

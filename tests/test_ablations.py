@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_user_error, run_cli
 from roberta_cli import hub, metrics
 from roberta_cli.data import tasks
-from roberta_cli.experiments import paper
+from roberta_cli.experiments import ablations, paper
 
 
 @pytest.mark.parametrize("scale", list(paper.ABLATION_SCALES))
@@ -31,6 +31,19 @@ def test_masking_and_format_rows_share_one_budget():
 
 
 @pytest.mark.e2e
+def test_tokens_seen_reach_the_last_update_past_the_last_log_line(tmp_path):
+    """Updates 1-10 at 100 tokens, 11-20 at 120, then 5 more unlogged: at their mean, 110."""
+    log = [{"tag": "train_inner", "step": 10, "wpb": 100.0},
+           {"tag": "train_inner", "step": 20, "wpb": 120.0}, {"tag": "valid", "step": 25, "ppl": 9.0}]
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "pretrain" / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    (tmp_path / "SST-2").mkdir()
+    (tmp_path / "SST-2" / "results.json").write_text(json.dumps(
+        {"metric": "accuracy", "median": {"valid": {"accuracy": 50.0, "n": 8}}}))
+    summary = ablations.summarize_row(tmp_path, "static", {}, ["SST-2"], 1.0)
+    assert (summary["updates"], summary["tokens_seen"]) == (25, 1000 + 1200 + 5 * 110)
+
+
 def test_bad_names_get_one_clear_line(tmp_path):
     proc = run_cli("roberta-train", "ablation", "masking", "--run-dir", tmp_path, "--scale",
                    "huge", check=False)
@@ -81,9 +94,10 @@ def test_masking_ablation_end_to_end_and_report(masking_run):
         predicted = tuned.predict_label_batch([t[0] for t in dev.texts])
         assert metrics.accuracy([int(p) for p in predicted], [int(y) for y in dev.labels]) == \
             pytest.approx(summary["scores"]["SST-2"]["accuracy"])
+    written = (run / "report.md").read_text()  # by roberta-train ablation itself
     proc = run_cli("roberta-train", "report", run)
     report = (run / "report.md").read_text()
-    assert proc.stdout.strip() == report.strip()
+    assert proc.stdout.strip() == report.strip() == written.strip()
     assert "| static | 1 |" in report and "| dynamic | 1 |" in report
     assert "paper: SST-2" in report and "92.5" in report and "smoke" in report
     for png in ("ppl_vs_updates.png", "ppl_vs_tokens.png", "downstream.png"):

@@ -104,6 +104,13 @@ def test_a_released_format_model_works_in_every_command(tiny_run, wiki_bin, shar
     rows = [json.loads(line) for line in (tmp_path / "more" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["tag"] == "valid"] == [2, 4]  # a fresh step count
     hub.from_pretrained(tmp_path / "more")
+    transformers = pytest.importorskip("transformers")
+    run_cli("roberta-convert", "to-hf", released, tmp_path / "hf")  # its weights, upgraded
+    model = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "hf").eval()
+    tokens = theirs.encode(text)[None]
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=tokens).logits, theirs.model(tokens)[0],
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_unsafe_checkpoint_is_refused_by_name(tmp_path):

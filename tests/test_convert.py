@@ -123,6 +123,23 @@ def test_import_of_the_export_gives_the_same_weights_bit_for_bit(lm, tmp_path):
     assert again.encode(text).tolist() == m.encode(text).tolist()
 
 
+def test_dropout_settings_go_both_ways(tiny_run, tmp_path):
+    """A dropout of 0.0 is a setting, not a missing one; the classifier's dropout is fairseq's
+    pooler dropout."""
+    src = tmp_path / "src"
+    shutil.copytree(tiny_run, src, ignore=shutil.ignore_patterns("checkpoint_*_*.pt", "tb"))
+    state = checkpoints.load(src / "checkpoint_best.pt")
+    for key, value in (("dropout", 0.0), ("attention_dropout", 0.0), ("pooler_dropout", 0.25)):
+        setattr(state["cfg"]["model"], key, value)
+    torch.save(state, src / "checkpoint_best.pt")
+    config = json.loads((hf.to_hf(src, tmp_path / "hf") / "config.json").read_text())
+    assert (config["hidden_dropout_prob"], config["attention_probs_dropout_prob"],
+            config["classifier_dropout"]) == (0.0, 0.0, 0.25)
+    back = checkpoints.model_config(checkpoints.load(
+        hf.from_hf(tmp_path / "hf", tmp_path / "back") / "checkpoint_best.pt"))
+    assert (back.dropout, back.attention_dropout, back.pooler_dropout) == (0.0, 0.0, 0.25)
+
+
 @pytest.fixture(scope="module")
 def bytelevel_run(shared_data, tmp_path_factory):
     """A model with a LEARNED byte-level BPE (2000 tokens): its dict.txt holds only the tokens
@@ -161,8 +178,9 @@ def test_learned_bpe_exports_a_tokenizer_with_the_hubs_ids(bytelevel_run, shared
     assert sum(i >= rows for ids in theirs for i in ids) == sum(i == 3 for ids in ours for i in ids) > 0
     # the hub decodes <unk> as text (the learned BPE's decoder would read it as an id)
     assert m.decode(m.encode(lines[-1])).count("<unk>") == m.encode(lines[-1]).tolist().count(3)
-    plain = next(line for line in lines if 3 not in m.encode(line).tolist())
-    assert m.decode(m.encode(plain)) == plain
+    plain = [line for line in lines if 3 not in m.encode(line).tolist()][:2]
+    assert m.decode(m.encode(plain[0])) == plain[0]
+    assert m.decode(m.encode(*plain)) == plain  # a pair decodes to two strings, as in fairseq
     model = transformers.AutoModelForMaskedLM.from_pretrained(out).eval()
     assert model.config.vocab_size == len(vocab)
     texts = [line for line, ids in zip(lines, theirs) if max(ids) >= rows][:8]
@@ -177,8 +195,12 @@ def test_learned_bpe_exports_a_tokenizer_with_the_hubs_ids(bytelevel_run, shared
 
 @pytest.fixture(scope="module")
 def hf_model(shared_data, tmp_path_factory):
-    """A transformers RoBERTa built here: random weights, the real GPT-2 vocabulary laid out
-    as roberta-base's (fairseq's dict.txt order), a token-type row that is not zero."""
+    """Transformers RoBERTas built here: random weights, the real GPT-2 vocabulary laid out
+    as roberta-base's (fairseq's dict.txt order), a token-type row that is not zero. "mlm" has
+    vocab.json and merges.txt beside tokenizer.json, as transformers 4 (and the Hub's
+    roberta-base) keep them; the others are exactly what transformers 5's save_pretrained
+    writes (tokenizer.json alone); "reg" is a regression head as transformers makes one
+    (num_labels=1, problem_type unset)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
     root = tmp_path_factory.mktemp("hfmodel")
@@ -208,6 +230,8 @@ def hf_model(shared_data, tmp_path_factory):
             ("mlm", transformers.RobertaForMaskedLM, transformers.RobertaConfig(**shape)),
             ("cls", transformers.RobertaForSequenceClassification, transformers.RobertaConfig(
                 **shape, id2label={0: "neg", 1: "neu", 2: "pos"})),
+            ("reg", transformers.RobertaForSequenceClassification, transformers.RobertaConfig(
+                **shape, num_labels=1)),
             ("preln", transformers.RobertaPreLayerNormForMaskedLM,
              transformers.RobertaPreLayerNormConfig(**shape))):
         model = cls(cfg).eval()
@@ -215,39 +239,62 @@ def hf_model(shared_data, tmp_path_factory):
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * 0.05)  # LayerNorms, biases: all away from init
         model.save_pretrained(root / name)
-        vocab_file = root / name / "vocab.json"
-        vocab_file.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        (root / name / "merges.txt").write_bytes((gpt2 / "vocab.bpe").read_bytes())
         fast.save_pretrained(root / name)
+        if name == "mlm":
+            vocab_file = root / name / "vocab.json"
+            vocab_file.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+            (root / name / "merges.txt").write_bytes((gpt2 / "vocab.bpe").read_bytes())
         made[name] = root / name
     return made
 
 
-@pytest.mark.parametrize("name", ["mlm", "cls", "preln"])
+@pytest.mark.parametrize("name", ["mlm", "cls", "reg", "preln"])
 def test_a_transformers_roberta_imports_exactly(name, hf_model, shared_data, tmp_path):
     src = hf_model[name]
-    model = transformers.AutoModelForMaskedLM.from_pretrained(src) if name != "cls" else \
+    heads = name in ("cls", "reg")
+    model = transformers.AutoModelForMaskedLM.from_pretrained(src) if not heads else \
         transformers.AutoModelForSequenceClassification.from_pretrained(src)
     model.eval()
+    assert (src / "merges.txt").is_file() == (name == "mlm")  # the others: tokenizer.json alone
     base = model.base_model.embeddings.token_type_embeddings.weight
     assert base.abs().sum() > 0  # a non-zero token-type row, which import folds in
     out = hf.from_hf(src, tmp_path / "ours")
     m = hub.from_pretrained(out)
-    tokens, mask = padded(m, wiki_lines(shared_data, 12, min_words=5))
+    texts = wiki_lines(shared_data, 12, min_words=5)
+    tokens, mask = padded(m, texts)
     with torch.no_grad():
-        if name == "cls":
+        if heads:
             theirs = model(input_ids=tokens, attention_mask=mask).logits
             ours = m.predict_batch("sentence_classification_head", list(tokens_list(tokens, mask)),
                                    return_logits=True)
             diff = (ours - theirs).abs().max().item()
             assert diff < TOL, diff
-            assert m.predict_label("A fine film.") in ("neg", "neu", "pos")
+            if name == "cls":
+                assert m.predict_label("A fine film.") in ("neg", "neu", "pos")
+            else:  # transformers' regression: the score itself, not a 1-class label
+                assert m.task_manifest()["kind"] == "regression"
+                assert m.predict_label_batch(texts) == pytest.approx(ours[:, 0].tolist(), abs=1e-5)
         else:
             theirs = model(input_ids=tokens, attention_mask=mask).logits
             diff = close(m.model(tokens)[0], theirs, mask)
     print(f"\nimport {name}: max |logit difference| {diff:.2e}")
     ids = transformers.AutoTokenizer.from_pretrained(src)(wiki_lines(shared_data, 300))["input_ids"]
     assert ids == [t.tolist() for t in m.encode_batch(wiki_lines(shared_data, 300))]
+
+
+def test_a_model_without_a_token_type_row_imports(hf_model, tmp_path):
+    """Some RoBERTa-shaped checkpoints keep no token-type embeddings: nothing to fold in."""
+    from safetensors.torch import load_file, save_file
+
+    src = tmp_path / "no-token-type"
+    shutil.copytree(hf_model["mlm"], src)
+    tensors = load_file(str(src / "model.safetensors"))
+    del tensors["roberta." + weights.TOKEN_TYPE]
+    save_file(tensors, str(src / "model.safetensors"), metadata={"format": "pt"})
+    out = hf.from_hf(src, tmp_path / "ours")
+    positions = checkpoints.load(out / "checkpoint_best.pt")["model"][
+        "encoder.sentence_encoder.embed_positions.weight"]
+    assert torch.equal(positions, tensors["roberta.embeddings.position_embeddings.weight"])
 
 
 def tokens_list(tokens, mask):
@@ -310,6 +357,14 @@ def test_classification_and_regression_heads(tiny_run, shared_data, tmp_path_fac
         diff = (ours - theirs).abs().max().item()
         print(f"\n{problem}: max |logit difference| {diff:.2e}")
         assert diff < TOL
+        if problem == "regression":  # a fairseq regression head without the task manifest
+            (src / "task_manifest.json").unlink()
+            bare = hf.to_hf(src, tmp_path / "bare")
+            assert json.loads((bare / "config.json").read_text())["problem_type"] == "regression"
+            bare_model = transformers.AutoModelForSequenceClassification.from_pretrained(bare)
+            with torch.no_grad():
+                again = bare_model.eval()(input_ids=tokens, attention_mask=mask).logits
+            assert (again - theirs).abs().max().item() < TOL
 
 
 def test_multiple_choice_head(tiny_run, shared_data, tmp_path_factory, tmp_path):
@@ -418,6 +473,19 @@ def test_bad_input_is_one_line(tiny_run, hf_model, tmp_path):
     no_tokenizer = tmp_path / "no-tokenizer"
     shutil.copytree(hf_model["mlm"], no_tokenizer)
     (no_tokenizer / "merges.txt").unlink()
+    (no_tokenizer / "tokenizer.json").unlink()
+    other_eps = tmp_path / "other-eps"
+    shutil.copytree(hf_model["mlm"], other_eps)
+    config = json.loads((other_eps / "config.json").read_text())
+    (other_eps / "config.json").write_text(json.dumps({**config, "layer_norm_eps": 1e-12}))
+    not_roberta = tmp_path / "transformer-lm"
+    not_roberta.mkdir()
+    for name in ("dict.txt", "encoder.json", "vocab.bpe"):
+        shutil.copyfile(tiny_run / name, not_roberta / name)
+    torch.save({"model": {"decoder.embed_tokens.weight": torch.zeros(10, 4)},
+                "cfg": {"model": {"_name": "transformer_lm"}}}, not_roberta / "checkpoint_best.pt")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
     other_vocab = tmp_path / "other-vocab"
     shutil.copytree(tiny_run, other_vocab, ignore=shutil.ignore_patterns("checkpoint_*_*.pt", "tb"))
     (other_vocab / "dict.txt").write_text("".join(f"{i} 1\n" for i in range(100)))
@@ -441,8 +509,13 @@ def test_bad_input_is_one_line(tiny_run, hf_model, tmp_path):
         (["to-hf", tiny_run / "dict.txt", tmp_path / "e"], ["not a model directory nor a checkpoint"]),
         (["from-hf", not_json, tmp_path / "e"], ["config.json is not JSON", "save_pretrained"]),
         (["from-hf", bert, tmp_path / "a"], ["'bert' model, not a RoBERTa"]),
-        (["from-hf", no_tokenizer, tmp_path / "b"], ["no merges.txt", "tokenizer"]),
+        (["from-hf", no_tokenizer, tmp_path / "b"], ["no merges.txt nor tokenizer.json"]),
+        (["from-hf", other_eps, tmp_path / "b"], ["layer_norm_eps 1e-12", "always uses 1e-5"]),
         (["to-hf", other_vocab, tmp_path / "c"], ["dict.txt has 100 symbols", "50265"]),
+        (["to-fairseq", other_vocab, tmp_path / "c"],
+         ["dict.txt has 100 symbols", "50265 token embeddings", "model's own dict.txt"]),
+        (["to-hf", not_roberta, tmp_path / "c"], ["not a RoBERTa", "transformer_lm"]),
+        (["to-hf", tiny_run, a_file / "out"], ["cannot create", "a-file/out"]),
         (["to-hf", tiny_run, existing], ["already exists", "--force"]),
         (["to-hf", tiny_run, existing, "--force"], ["not written by roberta-convert"]),
     ]
@@ -457,7 +530,7 @@ def test_bad_input_is_one_line(tiny_run, hf_model, tmp_path):
             shutil.copyfile(tiny_run / name, tmp_path / "headed" / name)
         torch.save(state, tmp_path / "headed" / "checkpoint_best.pt")
         hf.to_hf(tmp_path / "headed", tmp_path / "d")
-    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
+    assert not any((tmp_path / d).exists() for d in "bcde")
 
 
 def convert_here(capsys, *args):

@@ -153,6 +153,13 @@ def test_doc_boundary_auto(tmp_path):
     dumps.mkdir()
     (dumps / "a.jsonl.zst").write_bytes(b"x")
     assert corpus.resolve_doc_boundary("auto", [dumps]) == "blank-line"
+    # decided by the files the inputs select: not by those --include leaves out, nor empty ones
+    (dumps / "empty.txt").write_bytes(b"")
+    assert corpus.resolve_doc_boundary("auto", [dumps]) == "blank-line"
+    (dumps / "README.md").write_text("x", encoding="utf-8")
+    assert corpus.resolve_doc_boundary("auto", [dumps]) == "file"
+    assert corpus.resolve_doc_boundary("auto", [dumps], include="*.jsonl.zst") == "blank-line"
+    assert corpus.resolve_doc_boundary("auto", [dumps], include="*.md") == "file"
 
 
 def test_splits_are_whole_documents_and_deterministic():
@@ -257,3 +264,42 @@ def test_document_bytes_for_shards(wiki_head):
     docs = docs_of(path, "blank-line")
     assert counts == [len(docs)] and sizes.dtype == np.uint32
     assert sizes.tolist() == [sum(len(p.encode()) + 1 for p in d) for d in docs]
+
+
+def test_unpaired_surrogate_escape_in_jsonl(tmp_path):
+    """json.loads keeps a lone \\ud83d, which no UTF-8 text holds: an error naming the file
+    and line, or U+FFFD with errors="replace"."""
+    path = tmp_path / "cut.jsonl"
+    path.write_text('{"text": "whole"}\n{"text": "cut \\ud83d here \\ud83d\\ude00"}\n',
+                    encoding="utf-8")
+    sources = corpus.find_sources([path])
+    with pytest.raises(UserError, match=r"cut.jsonl line 2: .*surrogate.*--errors replace"):
+        corpus.count_documents(sources, "blank-line")
+    docs = list(corpus.iter_documents(sources, "blank-line", errors="replace"))
+    assert docs == [["whole"], ["cut \ufffd here \U0001f600"]]  # a paired escape is kept
+    assert list(corpus.iter_documents(sources, "blank-line", errors="replace")) == docs
+    assert corpus.scan_documents(sources, "blank-line", errors="replace")[0] == [2]
+
+
+def _unreadable_file(tmp_path):
+    """A regular, non-empty file this process cannot read, or None: chmod 000 where that
+    stops us (not root); else a write-only sysfs attribute (reading it fails even for root)."""
+    path = tmp_path / "locked.txt"
+    path.write_text("text\n", encoding="utf-8")
+    path.chmod(0)
+    for candidate in (path, Path("/sys/bus/pci/rescan")):
+        try:
+            if candidate.is_file() and candidate.stat().st_size > 0:
+                open(candidate, "rb").close()
+        except PermissionError:
+            return candidate
+    return None
+
+
+def test_unreadable_file_is_a_user_error(tmp_path):
+    path = _unreadable_file(tmp_path)
+    if path is None:
+        pytest.skip("no unreadable file here (root reads chmod 000 files; no write-only sysfs)")
+    match = rf"cannot read {re.escape(str(path))} \(Permission denied\)"
+    with pytest.raises(UserError, match=match):
+        docs_of(path, "file")

@@ -105,6 +105,20 @@ def _user_error(capsys, argv, *words):
         assert w.lower() in lines[0].lower(), (w, lines[0])
 
 
+def test_fairseq_flags_it_plans_are_refused_after_dashes(capsys, tmp_path):
+    """After --, a flag roberta-finetune sets from its own options would leave the LR schedule
+    (--total-num-update, warmup) planned for another run: refused, naming the option to use."""
+    ok = ["--model", tmp_path / "model", "--data", tmp_path / "data", "--"]
+    _user_error(capsys, ok + ["--max-update", "5"], "--max-update after --", "--max-update (or --epochs) before --")
+    _user_error(capsys, ok + ["--num-workers", "0", "--lr=1e-3"], "--lr after --", "roberta-finetune's --lr")
+    for flag, ours in [("--total-num-update", "--epochs"), ("--warmup-updates", "--warmup-ratio"),
+                       ("--max-epoch", "--epochs"), ("--max-sentences", "--device-batch-size"),
+                       ("--update-freq", "--batch-size"), ("--seed", "--seeds")]:
+        with pytest.raises(UserError, match=f"{flag} after --.*{ours}"):
+            finetune.check_fairseq_flags(["--fp16", flag, "3"])
+    finetune.check_fairseq_flags(["--num-workers", "0", "--max-valid-steps", "2"])  # the rest pass
+
+
 @pytest.fixture(scope="module")
 def sst2_data(tiny_run, shared_data, tmp_path_factory):
     return runs.glue_data("SST-2", runs.ROWS, tiny_run, shared_data, tmp_path_factory)
@@ -307,16 +321,36 @@ def test_glue_test_predictions_for_the_server(task, tiny_run, shared_data, tmp_p
         assert not (tmp_path / "out").exists()
 
 
+def test_regression_predictions_back_on_the_tasks_scale(tmp_path):
+    """STS-B trains on scores / 5: STS-B.tsv and the JSON-lines predictions are multiplied
+    back; the TSV is clipped to the manifest's label_range. Custom data stays as predicted."""
+    m = {"task": "STS-B", "kind": "regression", "label_range": [0.0, 5.0], "label_scale": 5.0,
+         "splits": {"test": {"rows": 3, "labelled": False}, "valid": {"rows": 2}}}
+    path = finetune._write_split_predictions(str(tmp_path), str(tmp_path), m, "test",
+                                             [-0.1, 0.5, 1.2], scale=5.0)
+    assert open(path).read().splitlines() == ["index\tprediction", "0\t0.000", "1\t2.500", "2\t5.000"]
+    path = finetune._write_split_predictions(str(tmp_path), str(tmp_path), m, "valid", [0.5, 0.7],
+                                             scale=5.0)
+    assert [json.loads(line)["prediction"] for line in open(path)] == pytest.approx([2.5, 3.5])
+    custom = {"task": "custom", "kind": "regression", "splits": {"test": {"rows": 2}}}
+    path = finetune._write_split_predictions(str(tmp_path), str(tmp_path), custom, "test", [7.5, -2.0])
+    assert [json.loads(line)["prediction"] for line in open(path)] == [7.5, -2.0]
+
+
 def test_stsb_test_predictions_are_clipped_scores(tiny_run, shared_data, tmp_path_factory, tmp_path):
-    """STS-B.tsv: the hub's score of each test row, clipped to 0-5, to 3 decimals."""
+    """STS-B.tsv: the model's score of each test row (trained on 0-1) times 5, clipped to 0-5,
+    to 3 decimals."""
     save, _ = runs.stsb(tiny_run, shared_data, tmp_path_factory)
     data = runs.glue_data("STS-B", runs.ROWS, tiny_run, shared_data, tmp_path_factory)
     run_cli(PROG, "predict", "--model", save / "seed1", "--data", data, "--out", tmp_path)
     rows = [line.split("\t") for line in (tmp_path / "STS-B.tsv").read_text().splitlines()[1:]]
     scores = [float(v) for _, v in rows]
-    raw = hub.from_pretrained(save / "seed1").predict_label_batch(tasks.rows_of(data, "test").texts)
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["label_scale"] == 5.0
+    raw = finetune.predict_regression(hub.from_pretrained(save / "seed1"), str(data), "test", manifest)
     assert len(scores) == len(raw) > 0 and all(0 <= v <= 5 for v in scores)
-    assert scores == pytest.approx([min(max(p, 0.0), 5.0) for p in raw], abs=1e-3)
+    assert scores == pytest.approx([min(max(5 * p, 0.0), 5.0) for p in raw], abs=1e-3)
+    assert max(scores) > 1  # the server's 0-5, not the model's 0-1
 
 
 def test_ax_diagnostic_predicted_by_an_mnli_model(tiny_run, shared_data, tmp_path):

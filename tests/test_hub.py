@@ -54,6 +54,11 @@ def test_fill_mask_one_and_several_masks(model):
     assert len(two) == 2 and all(len(c) == 2 for c in two)
     first_word, second_word = two[0][0][2], two[1][0][2]
     assert two[0][0][0] == f"The{first_word} went to the{second_word} ."
+    # the space before <mask> goes also for a word without one, as in fairseq and transformers
+    hello = model.fill_mask("Hello <mask>", topk=20)
+    assert all(sentence == "Hello" + word for sentence, _, word in hello)
+    assert any(not word.startswith(" ") for _, _, word in hello)  # "," "." ...
+    assert model._substitute("Hello <mask>", [","]) == "Hello,"
     with pytest.raises(UserError, match="at least one <mask>"):
         model.fill_mask("no mask here")
 
@@ -155,6 +160,10 @@ def test_missing_files_are_clear(tmp_path, tiny_run):
         hub.from_pretrained(tmp_path)
     (tmp_path / "checkpoint_best.pt").write_bytes((tiny_run / "checkpoint_best.pt").read_bytes())
     with pytest.raises(UserError, match="no dict.txt"):
+        hub.from_pretrained(tmp_path)
+    (tmp_path / "dict.txt").write_text("".join(f"{i} 1\n" for i in range(100)))
+    with pytest.raises(UserError, match="dict.txt has 100 symbols .* 50265 token embeddings; put "
+                                        "the model's own dict.txt"):
         hub.from_pretrained(tmp_path)
     (tmp_path / "dict.txt").write_bytes((tiny_run / "dict.txt").read_bytes())
     with pytest.raises(UserError, match="no BPE files"):

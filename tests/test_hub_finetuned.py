@@ -2,6 +2,7 @@
 multiple choice from raw text, the same numbers as the evaluation on the binarized data, and
 clear errors for models that cannot do what is asked."""
 import json
+import shutil
 
 import pytest
 
@@ -63,6 +64,16 @@ def test_wrong_use_is_a_clear_error(sst2_model, tiny_run):
     assert len(sst2_model.fill_mask("It was a <mask> film.", topk=3)) == 3
 
 
+def test_a_run_without_its_task_dictionaries_is_a_clear_error(sst2, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(sst2 / "seed1", run, ignore=shutil.ignore_patterns("tb"))
+    for sub in ("label", "input0"):  # fairseq's sentence_prediction task reads both
+        shutil.rmtree(run / sub)
+        with pytest.raises(UserError, match=f"no {sub}/dict.txt, which the model's task "
+                                            rf"\(sentence_prediction\) reads; copy {sub}/dict.txt"):
+            hub.from_pretrained(run)
+
+
 def test_regression_returns_floats(tiny_run, shared_data, tmp_path_factory):
     save, _ = runs.stsb(tiny_run, shared_data, tmp_path_factory)
     m = hub.from_pretrained(save / "seed1")
@@ -73,6 +84,10 @@ def test_regression_returns_floats(tiny_run, shared_data, tmp_path_factory):
     results = json.loads((save / "results.json").read_text())
     assert metrics.pearson(preds, [float(y) for y in dev.labels]) == pytest.approx(
         results["seeds"]["1"]["valid"]["pearson"], abs=1e-3)
+    # trained on scores / 5 (fairseq's recipe), answered on STS-B's 0-5 scale
+    head = m.predict_batch(m.finetuned_head, [m._cut(t) for t in m.encode_batch(dev.texts[:4])],
+                           return_logits=True)[:, 0].float().tolist()
+    assert preds[:4] == pytest.approx([5 * h for h in head], rel=1e-5)
 
 
 def test_choose_returns_an_option(tiny_run, shared_data, tmp_path_factory):
@@ -86,6 +101,7 @@ def test_choose_returns_an_option(tiny_run, shared_data, tmp_path_factory):
         for q, opts, a in zip(race["questions"], race["options"], race["answers"]):
             items.append((race["article"], q, opts))
             answers.append("ABCD".index(a))
+    assert m.choose_batch([]) == []
     index, option = m.choose(*items[0])
     assert option == items[0][2][index]
     chosen = [i for i, _ in m.choose_batch(items)]

@@ -66,6 +66,41 @@ def test_batch_of_one_holds_a_full_length_sequence(wiki_sentences_bin):
     assert max(len(b) for b in batches) > 1  # short blocks at documents' ends share a batch
 
 
+def _pair_draw(task, split, epoch):
+    dataset, labels, _ = task._load_dataset_split(split, epoch, False)
+    return [dataset[i].tolist() for i in range(0, len(dataset), 7)], [labels[i] for i in
+                                                                       range(len(labels))]
+
+
+def test_nsp_pairs_are_drawn_anew_each_epoch(wiki_sentences_bin):
+    task = _task(wiki_sentences_bin, "segment-pair")
+    assert task.has_sharded_data("train")  # fairseq then reloads the training data each epoch
+    assert not task.has_sharded_data("valid")
+    first, again, second = (_pair_draw(task, "train", e) for e in (1, 1, 2))
+    assert first == again  # a draw is reproducible (resuming mid-run gets the same pairs)
+    samples, labels = first
+    assert samples != second[0] and labels != second[1]
+    assert abs(np.mean(second[1]) - 0.5) < 0.05  # IsNext still half of the pairs
+    assert _pair_draw(task, "valid", 1) == _pair_draw(task, "valid", 3)  # one validation set
+
+
+def test_static_nsp_draws_pairs_per_copy(wiki_sentences_bin):
+    cfg = PretrainingConfig(data=str(wiki_sentences_bin), tokens_per_sample=TOKENS,
+                            input_format="sentence-pair", masking="static", static_copies=3,
+                            seed=1)
+    task = tasks.TASK_REGISTRY["rcli_mlm"].setup_task(cfg)
+    assert not task.has_sharded_data("train")  # the copies and their masks stay every epoch
+    dataset, labels, _ = task._load_dataset_split("train", 1, False)
+    single = _task(wiki_sentences_bin, "sentence-pair")._load_dataset_split("train", 1, False)[0]
+    n = len(single)
+    assert len(dataset) == len(labels) == 3 * n
+    assert [dataset[i].tolist() for i in range(n)] == [single[i].tolist() for i in range(n)]
+    copy_labels = [[labels[k * n + i] for i in range(n)] for k in range(3)]
+    assert copy_labels[0] != copy_labels[1] != copy_labels[2]  # each copy its own draw
+    task.load_dataset("train")
+    assert len(task.dataset("train")) == 3 * n  # not copied a second time for the masks
+
+
 def test_input_format_errors(wiki_bin, wiki_sentences_bin, shared_data, tmp_path):
     proc = run_cli("roberta-train", wiki_bin, "--input-format", "sentence-pair",
                    "--save-dir", tmp_path / "a", check=False)

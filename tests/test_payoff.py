@@ -25,7 +25,8 @@ def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, 
            "TASKS": "SST-2", "SST2_ROWS": "200", "SEEDS": "1", "FT_EPOCHS": "1", "WORKERS": "1",
            "VOCAB": "2000"}  # instead of the budget's 8K
     recipe = ["bash", str(REPO / "recipes/pretraining_payoff.sh"), "--max-update", "20",
-              "--batch-size", "8", "--total-batch-size", "8", "--log-interval", "5"]
+              "--batch-size", "8", "--total-batch-size", "8", "--log-interval", "5",
+              "--", "--max-valid-steps", "5"]  # the recipe adds fairseq flags of its own
     proc = subprocess.run(recipe, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     stages = [line.split("\t")[0] for line in (run / "stage_seconds.tsv").read_text().splitlines()]
@@ -36,7 +37,8 @@ def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, 
         ["checkpoint_1_10.pt", "checkpoint_1_20.pt"]  # every point kept
     rows = [line for line in (run / "payoff.md").read_text().splitlines() if line.startswith("| ")]
     assert [r.split(" | ")[0] for r in rows[1:]] == ["| 0 (random init)", "| 10", "| 20"]
-    tokens = payoff.tokens_at(run, read_jsonl(run / "pretrained" / "train_log.jsonl"), [0, 10, 20])
+    pretrained = run / "pretrained"
+    tokens = payoff.tokens_at(pretrained, read_jsonl(pretrained / "train_log.jsonl"), [0, 10, 20])
     assert tokens[0] == 0 < tokens[10] < tokens[20] <= 20 * 8 * 128
     assert "SST-2 (200 rows) dev accuracy" in rows[0]
     scores = payoff.results(run)["SST-2-200rows"]
@@ -46,6 +48,23 @@ def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, 
     assert sorted(probed) == [0, 10, 20] and all(0 <= a <= 100 for a in probed.values())
     assert "probe of frozen features" in rows[0] and rows[-1].endswith(f"| {probed[20]:.1f} |")
     assert (run / "payoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pretrained = sorted((p.name, p.stat().st_mtime_ns) for p in (run / "pretrained").iterdir())
     again = subprocess.run(recipe, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "roberta-train" not in again.stderr  # nothing run again
+    assert again.returncode == 0, again.stderr[-3000:]
+    # nothing run again: the pretraining run untouched, no stage recorded twice
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in (run / "pretrained").iterdir()) == \
+        pretrained
     assert (run / "stage_seconds.tsv").read_text().count("\n") == 9
+
+
+@pytest.mark.parametrize("points", ["10 30", "0 10", "ten"])
+def test_points_beyond_the_run_are_refused_before_pretraining(points, shared_data, tmp_path):
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "SHARED": str(shared_data),
+           "RUN": str(tmp_path / "payoff"), "POINTS": points, "TASKS": "SST-2"}
+    proc = subprocess.run(["bash", str(REPO / "recipes/pretraining_payoff.sh"), "--max-update",
+                           "20", "--", "--num-workers", "1"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f'pretraining_payoff.sh: error: POINTS="{points}"')
+    assert "--max-update" in proc.stderr
+    assert not (tmp_path / "payoff").exists()

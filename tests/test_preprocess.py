@@ -12,10 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import BIN, REPO, run_cli
+from conftest import BIN, REPO, main_here, run_cli
 from fairseq.data import Dictionary, data_utils, encoders
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
+from roberta_cli.cli import preprocess as preprocess_cli
 from roberta_cli.data import binarize, bpe
+from roberta_cli.errors import UserError
 
 PROG = "roberta-preprocess"
 BOOKS = ["pg41935.txt", "pg1333.txt", "pg44447.txt"]  # the three smallest books, 152-161 KB
@@ -187,10 +189,73 @@ def test_force_replaces_only_its_own_output(books_dir, shared_data, tmp_path):
     (stale / "train.bin").write_bytes(b"x")
     run_cli(PROG, "text", *args, "--destdir", ours)
     first = (ours / "train.bin").read_bytes()
-    run_cli(PROG, "text", *args, "--destdir", ours, "--force")
+    other = books_dir / BOOKS[2]  # another training book: --force must write new data
+    run_cli(PROG, "text", other, *args[1:], "--destdir", ours, "--force")
     assert sorted(p.name for p in ours.iterdir()) == sorted(DATASET_FILES + ["encoder.json", "vocab.bpe"])
-    assert (ours / "train.bin").read_bytes() == first
+    assert (ours / "train.bin").read_bytes() != first
+    manifest = json.loads((ours / "manifest.json").read_text(encoding="utf-8"))
+    inputs = [s["path"] for s in manifest["sources"] if s["role"] == "input"]
+    assert inputs == [str(other.resolve())]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "ours", "out"]
+
+
+def test_force_refuses_what_it_did_not_write_and_its_inputs(shared_data, tmp_path):
+    """A manifest.json some other tool wrote (or one that is not JSON) is not ours, nor are
+    shards holding such files; an input inside the output directory is never replaced."""
+    code = tmp_path / "myext"
+    (code / "src").mkdir(parents=True)
+    (code / "manifest.json").write_text('{"manifest_version": 3}', encoding="utf-8")
+    (code / "src" / "main.js").write_text("code", encoding="utf-8")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json", encoding="utf-8")
+    shards = tmp_path / "shards"
+    (shards / "shard0").mkdir(parents=True)
+    (shards / "shard0" / "manifest.json").write_text('{"format": "other/1"}', encoding="utf-8")
+    for directory in (code, broken, shards):
+        with pytest.raises(UserError, match="was not written by roberta-preprocess"):
+            binarize.check_destdir(directory, force=True)
+    (shards / "shard0" / "manifest.json").write_text('{"format": "roberta-cli-data/1"}')
+    binarize.check_destdir(shards, force=True)  # ours: replaced
+    assert (code / "src" / "main.js").read_text(encoding="utf-8") == "code"
+
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "manifest.json").write_text('{"format": "roberta-cli-data/1"}', encoding="utf-8")
+    (ours / "more.txt").write_text("one document\n\nanother\n", encoding="utf-8")
+    gpt2 = bpe.resolve_gpt2_files(gpt2_dir=shared_data / "gpt2_bpe")
+    with pytest.raises(UserError, match="more.txt is inside .*ours, which this run would replace"):
+        binarize.preprocess([ours / "more.txt"], ours, gpt2=gpt2, valid_fraction=0.5, force=True)
+    assert sorted(p.name for p in ours.iterdir()) == ["manifest.json", "more.txt"]
+
+
+def test_working_directory_and_new_parents_are_left_alone(shared_data, tmp_path, monkeypatch,
+                                                          capsys):
+    """The working directory (or a parent) is never the output, even when empty; a run that
+    fails leaves no parent directory it made (data-bin/ for --name)."""
+    text = tmp_path / "two.txt"
+    text.write_text("hello world\n\nsecond doc\n", encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    gpt2 = ["--gpt2-dir", shared_data / "gpt2_bpe", "--valid-fraction", "0.5", "--quiet"]
+    for destdir in (".", "..", str(work)):
+        code, _, err = main_here(preprocess_cli.main, capsys, "text", text, "--destdir", destdir,
+                                 *gpt2)
+        assert code == 2 and "is the current directory or one of its parents" in err, err
+        assert len(err.splitlines()) == 1 and "subdirectory" in err
+    code, _, err = main_here(preprocess_cli.main, capsys, "text", tmp_path / "nope.txt",
+                             "--name", "x", *gpt2)
+    assert code == 2 and "nope.txt does not exist" in err
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.txt", "work"]
+    if not os.path.isdir("/sys"):
+        return
+    with pytest.raises(UserError, match="cannot create /sys/roberta-cli-test"):  # not writable
+        binarize.preprocess([text], "/sys/roberta-cli-test/out",
+                            gpt2=bpe.resolve_gpt2_files(gpt2_dir=shared_data / "gpt2_bpe"),
+                            valid_fraction=0.5)
+    assert not os.path.exists("/sys/roberta-cli-test")
 
 
 def test_bad_inputs_are_one_line_errors(books_dir, shared_data, tmp_path):
@@ -245,12 +310,21 @@ def test_bad_inputs_are_one_line_errors(books_dir, shared_data, tmp_path):
                                         "--shards", "2", *gpt2], ["more than the 1 training"]),
         "one shard of a learned BPE": ([good, "--bpe", "bytelevel", "--shard-index", "0",
                                         "--num-shards", "2"], ["--bpe-from"]),
+        "negative seed": ([good, "--seed", "-1", *gpt2],
+                          ["--seed: '-1' is not", "0 to 4294967295"]),
+        "seed too large": ([good, "--seed", str(2**32), *gpt2], ["--seed: '4294967296' is not"]),
+        "vocabulary size 0": ([good, "--bpe", "bytelevel", "--vocab-size", "0"],
+                              ["--vocab-size: '0' is not a positive integer"]),
+        "JSON lines, unpaired surrogate": (
+            [make("cut.jsonl", b'{"text": "a"}\n{"text": "cut \\ud83d here"}\n'), *gpt2],
+            ["cut.jsonl line 2", "surrogate", "--errors replace"]),
     }
 
     def run(item):
         name, (args, words) = item
-        out = tmp_path / "runs" / name.replace(" ", "-") / "out"
-        out.parent.mkdir(parents=True)
+        here = tmp_path / "runs" / name.replace(" ", "-")
+        here.mkdir(parents=True)
+        out = here / "new" / "parents" / "out"  # made only once the input has been read
         proc = subprocess.run([str(BIN / PROG), "text", *map(str, args), "--destdir", str(out)],
                               capture_output=True, text=True, timeout=300)
         return name, out, words, proc
@@ -264,7 +338,7 @@ def test_bad_inputs_are_one_line_errors(books_dir, shared_data, tmp_path):
         assert len(lines) == 1 and lines[0].startswith(f"{PROG}: error: "), (name, proc.stderr)
         for word in words:
             assert word in lines[0], (name, word, lines[0])
-        assert list(out.parent.iterdir()) == [], (name, list(out.parent.iterdir()))
+        assert list(out.parents[2].iterdir()) == [], (name, list(out.parents[2].iterdir()))
 
 
 def test_split_plans_from_fractions_and_files(books_dir, shared_data):
@@ -349,9 +423,12 @@ def test_shards_in_one_run_equal_shards_made_apart(shared_data, tmp_path):
     assert joined == whole
     sizes = [(s / "train.bin").stat().st_size for s in shards]
     assert max(sizes) < 1.5 * min(sizes), sizes  # balanced by bytes
-    proc = run_cli(PROG, "text", *args, "--destdir", tmp_path / "sharded", "--shards", "3",
-                   "--force")  # --force replaces its own sharded output
-    assert _files(shards[2]) == _files(tmp_path / "apart" / "shard2")
+    before = [_files(shard) for shard in shards]
+    run_cli(PROG, "text", *args, "--destdir", tmp_path / "sharded", "--shards", "3", "--seed", "2",
+            "--force")  # --force replaces its own sharded output: another split, other shards
+    assert json.loads((shards[0] / "manifest.json").read_text())["options"]["seed"] == 2
+    assert [_files(shard) for shard in shards] != before
+    assert sorted(p.name for p in (tmp_path / "sharded").iterdir()) == ["shard0", "shard1", "shard2"]
 
 
 def test_learned_bpe_shards_share_it_through_bpe_from(books_dir, shared_data, tmp_path):

@@ -167,15 +167,17 @@ def test_regression_task(model, shared_data, tmp_path, capsys):
     assert code == 0, err
     m = manifest_of(dest)
     assert (m["kind"], m["num_classes"], m["metric"], m["metrics"]) == ("regression", 1, "pearson", ["pearson", "spearman"])
-    assert "labels" not in m and m["label_range"] == [0.0, 5.0]
+    assert "labels" not in m and m["label_range"] == [0.0, 5.0] and m["label_scale"] == 5.0
     assert sorted(p.name for p in (dest / "label").iterdir()) == ["train.label", "valid.label"]
     task = prediction_task(dest, 1, regression=True)
     for split in ("train", "valid"):
         rows = tasks.read_split("STS-B", shared_data / "glue", split, limit=LIMIT)
         dataset = task.load_dataset(split)
         targets = [float(dataset[i]["target"][0]) for i in range(LIMIT)]
-        assert targets == pytest.approx([float(s) for s in rows.labels])  # original 0-5 scale
-    assert max(targets) > 1.0
+        # fairseq's GLUE recipe trains STS-B on scores / 5 (0-1)
+        assert targets == pytest.approx([float(s) / 5 for s in rows.labels])
+        assert 0 <= min(targets) and max(targets) <= 1
+    assert max(float(s) for s in rows.labels) > 1.0  # the file's own scores are 0-5
     assert "target" not in task.load_dataset("test")[0]
 
 
@@ -264,6 +266,7 @@ def test_custom_jsonl_numeric_labels_and_regression_csv(model, shared_data, tmp_
                                    "--destdir", dest, "--workers", 1)
     assert code == 0, err
     assert (manifest_of(dest)["kind"], manifest_of(dest)["num_classes"]) == ("regression", 1)
+    assert manifest_of(dest)["label_scale"] == 1.0  # no known range: targets as written
     dataset = prediction_task(dest, 1, regression=True).load_dataset("valid")
     assert [float(dataset[i]["target"][0]) for i in range(10)] == pytest.approx([float(r[2]) for r in table[20:]])
 

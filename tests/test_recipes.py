@@ -117,21 +117,22 @@ def test_finetune_glue_one_task_with_a_row_limit(tiny_run, shared_data, tmp_path
            "SAVE_ROOT": tmp_path / "ft", "LIMIT": 32, "DEVICE": "cpu", "PRECISION": "fp32",
            "WORKERS": 1}
     proc = ok(recipe("finetune_glue.sh", "SST-2", *FAST, env=env))
-    manifest = tmp_path / "data" / "SST-2-32rows" / "manifest.json"  # LIMIT names the data
+    name = f"SST-2-{tiny_run.name}-32rows"  # the model and LIMIT name the data and the runs
+    manifest = tmp_path / "data" / name / "manifest.json"
     made = manifest.stat().st_mtime_ns
-    results = json.loads((tmp_path / "ft" / "SST-2-32rows" / "results.json").read_text())
+    results = json.loads((tmp_path / "ft" / name / "results.json").read_text())
     assert results["task"] == "SST-2" and results["metric"] == "accuracy"
     assert list(results["seeds"]) == ["1"] and results["seeds"]["1"]["valid"]["n"] == 32
     assert 0 <= results["median"]["valid"]["accuracy"] <= 100
     assert results["settings"]["max_update"] == 4 and results["settings"]["precision"] == "fp32"
-    state = checkpoints.load(tmp_path / "ft" / "SST-2-32rows" / "seed1" / "checkpoint_best.pt")
+    state = checkpoints.load(tmp_path / "ft" / name / "seed1" / "checkpoint_best.pt")
     assert checkpoints.updates(state) == 4
     assert proc.stdout.splitlines()[-1].split()[0] == "median"
     # `all`: the tasks of TASKS that GLUE_DIR has, the data made above reused, a summary line each
     env.update(SAVE_ROOT=tmp_path / "all", TASKS="QQP SST-2")
     proc = ok(recipe("finetune_glue.sh", "all", *FAST, env=env))
     assert "finetune_glue.sh: skipping QQP" in proc.stderr and manifest.stat().st_mtime_ns == made
-    again = json.loads((tmp_path / "all" / "SST-2-32rows" / "results.json").read_text())
+    again = json.loads((tmp_path / "all" / name / "results.json").read_text())
     accuracy = again["median"]["valid"]["accuracy"]
     assert proc.stdout.splitlines()[-1] == f"SST-2 valid:accuracy={accuracy:.2f}"
 
@@ -187,26 +188,30 @@ def test_finetune_squad_needs_a_training_file(tmp_path):
 # ----------------------------------------------------------------------------- finetune_race.sh
 
 def test_finetune_race_on_race_format_json(tiny_run, shared_data, tmp_path):
-    """LIMIT=6: the first 6 questions of each split, in data-bin/RACE-6rows and
-    checkpoints/finetune/RACE-6rows (the recipe's defaults, in a copy of the repository)."""
+    """LIMIT=6: the first 6 questions of each split, in data-bin/RACE-<model>-6rows and
+    checkpoints/finetune/RACE-<model>-6rows (the recipe's defaults, in a copy of the
+    repository)."""
     race_dir = finetune_runs.race_json(shared_data, tmp_path / "RACE")  # train/high, dev/high
     root = copy_recipe("finetune_race.sh", tmp_path / "repo")
     env = {"MODEL": tiny_run, "RACE_DIR": race_dir, "LIMIT": 6, "DEVICE": "cpu",
            "PRECISION": "fp32", "WORKERS": 1}
     ok(recipe("finetune_race.sh", *FAST, env=env, root=root))
-    manifest = json.loads((root / "data-bin" / "RACE-6rows" / "manifest.json").read_text())
+    name = f"RACE-{tiny_run.name}-6rows"
+    manifest = json.loads((root / "data-bin" / name / "manifest.json").read_text())
     assert manifest["kind"] == "multiple_choice"
-    save = root / "checkpoints" / "finetune" / "RACE-6rows"
+    save = root / "checkpoints" / "finetune" / name
     results = json.loads((save / "results.json").read_text())
     assert results["task"] == "RACE" and results["kind"] == "multiple_choice"
     assert results["seeds"]["1"]["valid"]["n"] == 6
     assert 0 <= results["seeds"]["1"]["valid"]["accuracy"] <= 100
     state = checkpoints.load(save / "seed1" / "checkpoint_best.pt")
     assert checkpoints.updates(state) == results["settings"]["max_update"] == 1  # 6 rows, batch 8
-    # a run without LIMIT does not take the 6-question data for the whole set: it makes its own
-    proc = recipe("finetune_race.sh", env={**env, "LIMIT": "", "RACE_DIR": tmp_path / "moved"},
-                  root=root)
-    assert_recipe_error(proc, "finetune_race.sh", "no RACE folder")
+    # a run without LIMIT, or of another model, does not take the 6-question data of this
+    # model: it makes its own
+    for other in ({"LIMIT": ""}, {"MODEL": tmp_path / "other"}):
+        proc = recipe("finetune_race.sh", env={**env, **other, "RACE_DIR": tmp_path / "moved"},
+                      root=root)
+        assert_recipe_error(proc, "finetune_race.sh", "no RACE folder")
 
 
 @pytest.mark.parametrize("knob,value,words", [("RACE_DIR", "no-race", ["no RACE folder"]),
@@ -297,6 +302,19 @@ def test_demo_smoke_run(demo_root, shared_data):
         assert results["settings"]["from_scratch"] == (arm == "random")
         assert results["seeds"]["1"]["valid"]["n"] == 64
     assert proc.stdout.splitlines()[-1].startswith("demo: ") and " s in all" in proc.stdout
+    assert (run / ".rcli-demo").is_file()  # the next demo may replace this run
+
+
+def test_demo_keeps_a_run_it_did_not_make(demo_root, shared_data):
+    """A roberta-train --budget run of the user's own under the demo's name is refused, kept."""
+    mine = demo_root / "checkpoints" / "mine"
+    mine.mkdir(parents=True)
+    (mine / "roberta_train.json").write_text('{"budget": "cpu-minutes"}\n')
+    (mine / "checkpoint_last.pt").write_bytes(b"weights")
+    proc = recipe("demo.sh", env={"SHARED": shared_data, "NAME": "mine"}, root=demo_root)
+    assert_recipe_error(proc, "demo", "checkpoints/mine", "not a run this demo made", "NAME=")
+    assert sorted(p.name for p in mine.iterdir()) == ["checkpoint_last.pt", "roberta_train.json"]
+    assert (mine / "checkpoint_last.pt").read_bytes() == b"weights"
 
 
 @pytest.mark.parametrize("knob,value,words", [("DATA", "no-such-corpus", ["no corpus at"]),
@@ -324,7 +342,7 @@ def test_masking_ablation_at_the_smoke_scale(shared_data, tmp_path):
         state = checkpoints.load(run / row / "seed1" / "pretrain" / "checkpoint_last.pt")
         assert checkpoints.updates(state) == 32
     report = (run / "report.md").read_text()
-    assert proc.stdout.rstrip().endswith(report.strip())  # run.sh ends with roberta-train report
+    assert proc.stdout.rstrip().endswith(report.strip())  # roberta-train ablation prints the report
     assert "| static | 1 |" in report and "| dynamic | 1 |" in report and "`smoke`" in report
     for png in ("ppl_vs_updates.png", "ppl_vs_tokens.png", "downstream.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

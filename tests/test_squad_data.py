@@ -94,6 +94,10 @@ def test_answer_not_matching_context_names_the_question(shared_data, tmp_path):
      '"question": "?", "answers": [{"text": "b"}]}]}]}]}', ["not in SQuAD format", "answer_start"]),
     ('{"data": [{"paragraphs": [{"context": "abc", "qas": [{"id": "q1", "question": "?", '
      '"answers": []}]}]}]}', ["q1", "no answers"]),
+    ('{"data": [{"title": "x", "paragraphs": null}]}', ["article 0", "'paragraphs'", "not a list"]),
+    ('{"data": [{"paragraphs": [{"context": "abc", "qas": null}]}]}',
+     ["paragraph 0", "'qas'", "not a list"]),
+    ('{"data": [{"paragraphs": [{"context": "abc", "qas": 3}]}]}', ["'qas'", "not a list"]),
 ])
 def test_not_squad_format(tmp_path, content, words):
     path = tmp_path / "x.json"
@@ -102,6 +106,7 @@ def test_not_squad_format(tmp_path, content, words):
         sq.read_squad(path)
     for w in words:
         assert w in str(e.value)
+    assert "\n" not in str(e.value)
 
 
 def test_v2_detection_and_version_checks(shared_data, tmp_path):

@@ -171,6 +171,11 @@ def test_no_labelled_file_and_no_folder(glue, tmp_path):
         tasks.read_task("MRPC", root)
     with pytest.raises(UserError, match="QNLI's train split is QNLI/train.tsv"):
         tasks.read_split("QNLI", glue, "train")
+    (root / "diagnostic").mkdir()
+    (root / "diagnostic" / "notes.txt").write_text("not the data\n")
+    with pytest.raises(UserError, match=r"diagnostic has no diagnostic\.tsv; pass the GLUE") as e:
+        tasks.read_task("AX", root)
+    assert "()" not in str(e.value)
 
 
 # --- custom files -------------------------------------------------------------------------------
@@ -214,9 +219,11 @@ def test_custom_formats_read_back_what_was_written(qnli_rows, tmp_path, suffix):
 
 def test_custom_csv_quoting_jsonl_values_and_regression(tmp_path):
     path = write_table(tmp_path / "t.csv", ["text", "score"],
-                       [['He said, "fine"', "4.5"], ["two\nlines", "1"]])
+                       [['He said, "fine"', "4.5"], ["two\nlines", "1"], ["after", "2"]])
     data = tasks.read_custom(path, ["text"], "score", regression=True)
-    assert data.texts == [('He said, "fine"',), ("two\nlines",)] and data.labels == ["4.5", "1"]
+    assert data.texts == [('He said, "fine"',), ("two\nlines",), ("after",)]
+    assert data.labels == ["4.5", "1", "2"]
+    assert data.lines == [2, 3, 5]  # a row spanning lines 3-4 is numbered by its first line
     bad = write_table(tmp_path / "bad.csv", ["text", "score"], [["a", "x"]])
     with pytest.raises(UserError, match="line 2: score 'x' is not a number"):
         tasks.read_custom(bad, ["text"], "score", regression=True)
@@ -284,6 +291,8 @@ def test_race_flat_layout_and_bad_files(shared_data, tmp_path):
     bad = tmp_path / "flat" / "dev" / "1.txt"
     obj = json.loads(bad.read_text())
     cases = [({**obj, "options": [obj["options"][0][:3], obj["options"][1]]}, "question 0 has 3 options"),
+             ({**obj, "options": [5, obj["options"][1]]}, "question 0: options entry is int, not a list"),
+             ({**obj, "options": ["ABCD", obj["options"][1]]}, "question 0: options entry is str, not a list"),
              ({**obj, "answers": ["A", "E"]}, "question 1 has answer 'E'"),
              ({k: v for k, v in obj.items() if k != "answers"}, "needs the keys article, questions"),
              ({**obj, "answers": ["A"]}, "2 questions, 2 option lists and 1 answers")]
@@ -339,6 +348,11 @@ def test_mnli_qqp_rte_layouts(glue, tmp_path):
     assert (len(train), train.skipped, train.texts) == (12, 1, list(pairs))
     assert train.lines[3] == 6 and train.labels[:4] == ["0", "1", "0", "1"]
     assert tasks.read_split("QQP", root, "test").texts == list(pairs)
+    # a test row is never dropped: the server numbers predictions by row
+    tsv(qqp / "test.tsv", ["id", "question1", "question2"],
+        [[0, *pairs[0]], [1, "a question cut short"], [2, *pairs[2]]])
+    with pytest.raises(UserError, match="test.tsv line 3 has 2 tab-separated columns, expected 3"):
+        tasks.read_split("QQP", root, "test")
 
     rte = root / "RTE"
     tsv(rte / "train.tsv", ["index", "sentence1", "sentence2", "label"],

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One of the paper's ablations end to end: pretrain every row under the same budget, fine-tune
-# each on TASKS, write report.md + plots. Rows and scales: roberta_cli/presets.py. Resumable:
-# run it again after an interruption and finished rows are kept.
+# each on TASKS, write report.md + plots. Rows and scales: roberta_cli/experiments/paper.py.
+# Resumable: run it again after an interruption and finished rows are kept.
 #
 #   recipes/ablations/run.sh masking                       # = recipes/ablations/masking.sh
 #   SCALE=cpu-hours SEEDS=1,2,3 recipes/ablations/run.sh batch_size
@@ -25,4 +25,3 @@ RUN_DIR=${RUN_DIR:-$ROOT/runs/$ABLATION-$SCALE}
 
 roberta-train ablation "$ABLATION" --run-dir "$RUN_DIR" --scale "$SCALE" --seeds "$SEEDS" \
   --tasks "$TASKS" --data "$DATA" --glue-dir "$GLUE_DIR" --gpt2-dir "$GPT2_DIR" "$@"
-roberta-train report "$RUN_DIR"

@@ -27,7 +27,8 @@ load the directory offline, and give the hub's logits and token ids.""",
               "roberta-convert to-hf checkpoints/books hf/books"),
     "from-hf": (hf.from_hf, "a transformers RoBERTa -> a roberta-cli model directory", """\
 Takes RobertaModel, RobertaForMaskedLM and RobertaForSequenceClassification (and their
-PreLayerNorm variants) with their vocab.json and merges.txt; writes checkpoint_best.pt, dict.txt,
+PreLayerNorm variants) with their tokenizer (vocab.json and merges.txt, or tokenizer.json alone
+as transformers 5 saves it) and layer_norm_eps 1e-5; writes checkpoint_best.pt, dict.txt,
 the BPE files and manifest.json, which the hub, roberta-preprocess --bpe-from, roberta-train
 --init-from, roberta-finetune and vanilla fairseq's RobertaModel.from_pretrained all take.""",
                 "roberta-convert from-hf hf/roberta-base models/roberta-base"),

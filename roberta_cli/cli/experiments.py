@@ -58,12 +58,17 @@ def run_ablation(o, passthrough):
     run_dir = ablations.run(o.ablation, o.run_dir, o.scale, o.seeds, o.tasks, o.data,
                             o.glue_dir, o.gpt2_dir, ["--", *passthrough] if passthrough else [])
     print(f"{PROG}: ablation {o.ablation} finished in {run_dir}", file=sys.stderr)
+    _write_report(run_dir)
 
 
 def run_report(o, passthrough):
     if passthrough:
         raise UserError("roberta-train report takes no fairseq flags; drop what follows --")
-    out = report.write(o.run_dir)
+    _write_report(o.run_dir)
+
+
+def _write_report(run_dir):
+    out = report.write(run_dir)
     print(out.read_text())
     print(f"{PROG}: wrote {out}", file=sys.stderr)
 

@@ -19,7 +19,8 @@ Fine-tune a pretrained RoBERTa on data made by roberta-preprocess glue|custom|ra
 once per seed. Settings come from roberta_cli.presets (fairseq's GLUE/RACE recipes, the
 paper's SQuAD recipe): the task's lr and batch, 10 epochs (updates = ceil(train rows / batch)
 x epochs), 6% warmup then linear decay, Adam (0.9, 0.98) eps 1e-6, weight decay 0.1, dropout
-0.1. Flags after -- go to fairseq-train and win.
+0.1. Flags after -- go to fairseq-train and win, except those set from this command's own
+options (--lr, --max-update, --warmup-updates, --batch-size, --seed, ...): use those options.
 
 Each seed trains into SAVE_DIR/seed<N>/ (checkpoint_best.pt chosen by the task's metric:
 accuracy, F1, MCC, Pearson or SQuAD F1; train_log.jsonl; the files hub.from_pretrained needs);
@@ -34,7 +35,7 @@ EXAMPLES = """examples:
 
 PREDICT_DESCRIPTION = """\
 Predict a split with a fine-tuned model and write the file its benchmark's server takes: GLUE's
-<TASK>.tsv (index, label name; STS-B scores clipped to 0-5; MNLI: MNLI-m.tsv and MNLI-mm.tsv;
+<TASK>.tsv (index, label name; STS-B scores on 0-5, clipped; MNLI: MNLI-m.tsv and MNLI-mm.tsv;
 AX.tsv: an MNLI model on the diagnostic set, roberta-preprocess glue --task AX), ready to zip; SQuAD's <split>.json ({question id: answer}, "" for no answer), which the official
 evaluation script reads; RACE's and your own data's <split>.jsonl (one prediction per row; RACE:
 the question's id and its choice, A-D). Default: every unlabelled test split (SQuAD: valid)."""
@@ -123,6 +124,7 @@ def format_table(results):
 
 
 def run(o, passthrough):
+    finetune.check_fairseq_flags(passthrough)
     manifest = finetune.data_manifest(o.data)
     task = finetune.resolve_task(o.task, manifest)
     model = finetune.pretrained(o.model)

@@ -8,17 +8,19 @@ One subcommand per kind of input: ``text`` (pretraining corpora; roberta_cli.dat
 binarize} do the work), ``glue``, ``custom`` and ``race`` (cli/preprocess_tasks.py), ``squad``
 (cli/preprocess_squad.py). This module only parses flags and prints.
 """
+import argparse
 import sys
 import time
 from pathlib import Path
 
 from roberta_cli.cli import preprocess_squad, preprocess_tasks
-from roberta_cli.cli.common import Parser, UserError, run_main
+from roberta_cli.cli.common import Parser, UserError, positive_int, run_main
 from roberta_cli.data import binarize, bpe
 
 PROG = "roberta-preprocess"
 DEFAULT_VALID_FRACTION = 0.05  # of the input's documents, when --valid is not given
 DEFAULT_VOCAB_SIZE = 8000  # learned BPEs (bytelevel, sentencepiece)
+MAX_SEED = 2**32 - 1  # numpy's RandomState takes 0..2**32-1
 
 DESCRIPTION = "Turn raw text, or a fine-tuning task's files, into a fairseq data directory."
 EXAMPLES = """examples:
@@ -36,7 +38,7 @@ test) .bin/.idx, fairseq mmap datasets with one paragraph per item (</s> appende
 item between documents, which fairseq's --sample-break-mode complete_doc reads as document
 boundaries; the BPE files; manifest.json. Splits are whole documents. Text is read as UTF-8:
 invalid bytes stop the run with the file name and byte offset, unless --errors replace. A
-failed run leaves no output directory."""
+failed run leaves no output directory, nor a parent directory it made."""
 TEXT_EXAMPLES = """examples:
   # books, one document per file, GPT-2 BPE with fairseq's RoBERTa dictionary:
   roberta-preprocess text ../shared/data/gutenberg --include '*.txt' --name books \\
@@ -69,14 +71,16 @@ def add_text_parser(commands):
     out.add_argument("--name", help="write data-bin/NAME")
     out.add_argument("--destdir", type=Path, help="write this directory instead")
     p.add_argument("--force", action="store_true",
-                   help="replace an existing non-empty output directory")
+                   help="replace an existing non-empty output directory that roberta-cli "
+                        "wrote (its manifest.json says so)")
     p.add_argument("--include", metavar="GLOB",
                    help="only files whose name matches GLOB inside directories (e.g. '*.txt')")
     p.add_argument("--doc-boundary", choices=["auto", "blank-line", "file"], default="auto",
                    help="blank-line: every non-blank line is a paragraph, blank lines end "
                         "documents (WikiText); file: one document per file, blank lines separate "
-                        "paragraphs and wrapped lines are joined (books); auto: file when any "
-                        "input is a directory, else blank-line")
+                        "paragraphs and wrapped lines are joined (books); auto: file when an "
+                        "input directory holds files (those --include selects) other than "
+                        ".jsonl/.ndjson, else blank-line")
     p.add_argument("--jsonl-field", default="text", metavar="NAME",
                    help="the field of each JSON-lines record that holds its text")
     p.add_argument("--split-sentences", action="store_true",
@@ -84,7 +88,8 @@ def add_text_parser(commands):
                         "sentence-pair and segment-pair input formats of roberta-train)")
     p.add_argument("--errors", choices=["strict", "replace"], default="strict",
                    help="invalid UTF-8: strict stops with the file and byte offset; replace "
-                        "reads bad bytes as U+FFFD")
+                        "reads bad bytes (and unpaired surrogate escapes in JSON lines) as "
+                        "U+FFFD")
 
     splits = p.add_argument_group("splits (whole documents)")
     splits.add_argument("--valid", action="append", metavar="PATH",
@@ -97,8 +102,8 @@ def add_text_parser(commands):
                              f"(without --valid: {DEFAULT_VALID_FRACTION})")
     splits.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
                         help="fraction of INPUT documents for a test split (0: none)")
-    splits.add_argument("--seed", type=int, default=1, help="seed of the split (and of "
-                        "sentencepiece's training sample)")
+    splits.add_argument("--seed", type=seed_int, default=1, help="seed of the split (and of "
+                        f"sentencepiece's training sample), 0 to {MAX_SEED}")
 
     sh = p.add_argument_group("shards (for corpora trained one shard per epoch)")
     sh.add_argument("--shards", "--num-shards", type=int, default=1, metavar="N",
@@ -125,11 +130,22 @@ def add_text_parser(commands):
     b.add_argument("--gpt2-dict", metavar="PATH",
                    help="fairseq's GPT-2 dict.txt (fixed 50264-symbol vocabulary); without it "
                         "the dictionary is built from the training split's counts")
-    b.add_argument("--vocab-size", type=int, metavar="N",
+    b.add_argument("--vocab-size", type=positive_int, metavar="N",
                    help=f"size of a learned BPE (bytelevel, sentencepiece: {DEFAULT_VOCAB_SIZE})")
     p.add_argument("--workers", type=int, default=binarize.DEFAULT_WORKERS, metavar="N",
                    help="encoding processes, min(4, CPUs) by default; output does not depend on it")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+
+
+def seed_int(text):
+    """argparse type: a whole number numpy's RandomState takes."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to {MAX_SEED}")
+    return value
 
 
 def _check_args(args):
@@ -183,7 +199,8 @@ def run_text(args):
     start = time.perf_counter()
     written = binarize.preprocess(
         args.inputs, destdir, bpe=args.bpe, gpt2=gpt2,
-        vocab_size=args.vocab_size or DEFAULT_VOCAB_SIZE, doc_boundary=args.doc_boundary,
+        vocab_size=DEFAULT_VOCAB_SIZE if args.vocab_size is None else args.vocab_size,
+        doc_boundary=args.doc_boundary,
         include=args.include, valid=args.valid, test=args.test,
         valid_fraction=valid_fraction or 0.0, test_fraction=args.test_fraction or 0.0,
         seed=args.seed, errors=args.errors, workers=args.workers, force=args.force,

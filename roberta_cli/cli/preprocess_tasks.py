@@ -15,8 +15,9 @@ DEFAULT_WORKERS = binarize.DEFAULT_WORKERS
 OUTPUT = """\
 Output (DEST): input0/ [input1/ ...] (dict.txt = the model's, and {train,valid,test}.bin/.idx
 with BPE text + </s>), label/ (classification: dict.txt of the labels in fixed order +
-.bin/.idx; regression and RACE: {split}.label text), the model's BPE files and manifest.json
-(task, kind, labels, metric, splits with row counts and sources). Rows keep file order.
+.bin/.idx; regression and RACE: {split}.label text, STS-B scores divided by 5 as in fairseq's
+recipe), the model's BPE files and manifest.json (task, kind, labels, label_scale, metric,
+splits with row counts and sources). Rows keep file order.
 --bpe-from is the pretrained model's directory (or its data-bin): the text is encoded with its
 BPE and dict.txt, so ids match the model. A failed run leaves no output directory."""
 HELP = {
@@ -124,13 +125,15 @@ def _glue(args):
             extra["label_meanings"] = dict(task.label_meanings)
         if task.label_range:
             extra["label_range"] = list(task.label_range)
+        # regression targets on 0-1, as fairseq's GLUE recipe trains STS-B (scores / 5)
+        scale = task.label_range[1] if task.label_range else 1.0
         if task.predicted_by:
             extra["predicted_by"] = task.predicted_by
         manifest = tb.build(dest, splits, task=task.name, kind=task.kind, model=model,
                             labels=task.labels, metrics=task.metrics,
                             valid_names={s: n for s, n in task.valid_names.items() if s in splits},
-                            extra=extra, workers=args.workers, force=args.force,
-                            progress=_progress(args))
+                            extra=extra, label_scale=scale, workers=args.workers,
+                            force=args.force, progress=_progress(args))
         print_summary(manifest, dest, time.perf_counter() - start)
 
 

@@ -62,6 +62,7 @@ def to_fairseq(model_dir, out_dir, force=False) -> Path:
     cfg = state.get("cfg")
     if not cfg:
         raise UserError(f"{path} is in the 2019 format (no cfg); stock fairseq loads it as it is")
+    checkpoints.check_dictionaries(model_dir, state, path)  # else the export would not load
     cfg = OmegaConf.to_container(OmegaConf.create(cfg), resolve=True) \
         if not isinstance(cfg, dict) else dict(cfg)
     if (cfg.get("task") or {}).get("_name") == "rcli_squad":

@@ -21,7 +21,7 @@ What each fine-tuned head becomes (and comes back from):
     pre-LN (--encoder-normalize-before)   the RobertaPreLayerNorm* classes
 
 Positions start at padding index + 1, so max_position_embeddings is max positions + 2;
-LayerNorm eps is fairseq's 1e-5; RoBERTa's single token-type row is zero on export, and folded
+LayerNorm eps is fairseq's 1e-5 (import refuses another); RoBERTa's single token-type row is zero on export, and folded
 into the position table on import so outputs stay equal.
 """
 import json
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from roberta_cli import checkpoints
+from roberta_cli import checkpoints, hub
 from roberta_cli.convert import weights as W
 from roberta_cli.convert.fairseq_format import CHECKPOINT, fairseq_config, write_checkpoint
 from roberta_cli.convert.output import check_output, mark, model_checkpoint, model_source
@@ -57,7 +57,11 @@ def to_hf(model_dir, out_dir, force=False) -> Path:
     cfg = checkpoints.model_config(state)
     get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
     info = checkpoints.model_info(state)
-    model = {k: v for k, v in state["model"].items() if not W.is_derived(k)}
+    if info.vocab_size is None:
+        raise UserError(f"{path} is not a RoBERTa (a {info.arch} without a RoBERTa encoder's "
+                        "token embeddings); export a model of roberta-train, roberta-finetune "
+                        "or fairseq's RoBERTa")
+    model = {k: v for k, v in _current_names(state, path).items() if not W.is_derived(k)}
     pre_ln = bool(get("encoder_normalize_before"))
     if pre_ln and W.EMBEDDINGS.keys() - model.keys():
         raise UserError(f"{path} is pre-LN without an embedding LayerNorm, which transformers' "
@@ -66,7 +70,7 @@ def to_hf(model_dir, out_dir, force=False) -> Path:
     vocab = _tokenizer_vocab(model_dir, info.vocab_size)
     rows = max(vocab.values()) + 1  # info.vocab_size, and the copies of <unk> after <mask>
     model = _with_unk_copies(model, rows - info.vocab_size)
-    config = _hf_config(get, info, pre_ln, kind, model_dir, model)
+    config = _hf_config(get, info, pre_ln, kind, model_dir, model, state)
     config["vocab_size"] = rows
     tensors = _hf_weights(model, get("encoder_layers"), pre_ln, kind, head, info)
     with staged_output(out) as staging:
@@ -75,6 +79,14 @@ def to_hf(model_dir, out_dir, force=False) -> Path:
         _write_tokenizer(staging, vocab, model_dir, info.max_positions)
         mark(staging, "to-hf", model_dir)
     return out
+
+
+def _current_names(state, path):
+    """The checkpoint's weights under fairseq 0.12's names: a 2019 release's (decoder.*,
+    emb_layer_norm, in_proj_weight) as fairseq upgrades them when it loads the model."""
+    if checkpoints.TOKEN_EMBEDDING in state["model"]:
+        return state["model"]
+    return hub.from_pretrained(str(path)).model.state_dict()
 
 
 def _export_kind(model_dir, model, state, path):
@@ -119,7 +131,7 @@ def _json_object(path, fix) -> dict:
     return value
 
 
-def _hf_config(get, info, pre_ln, kind, model_dir, model):
+def _hf_config(get, info, pre_ln, kind, model_dir, model, state):
     model_type, prefix, _ = MODEL_TYPES[pre_ln]
     activation = get("activation_fn") or "gelu"
     if activation not in ACTIVATIONS:
@@ -133,12 +145,13 @@ def _hf_config(get, info, pre_ln, kind, model_dir, model):
         "num_attention_heads": get("encoder_attention_heads"),
         "intermediate_size": get("encoder_ffn_embed_dim"),
         "hidden_act": ACTIVATIONS[activation],
-        "hidden_dropout_prob": float(get("dropout") or 0.1),
-        "attention_probs_dropout_prob": float(get("attention_dropout") or 0.1),
+        "hidden_dropout_prob": _setting(get("dropout"), 0.1),
+        "attention_probs_dropout_prob": _setting(get("attention_dropout"), 0.1),
         "max_position_embeddings": info.max_positions + 2,  # positions start at pad + 1
         "type_vocab_size": 1, "initializer_range": 0.02, "layer_norm_eps": 1e-5,
         "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
-        "position_embedding_type": "absolute", "classifier_dropout": None,
+        "position_embedding_type": "absolute",
+        "classifier_dropout": _setting(get("pooler_dropout"), None),  # None: hidden's
         "tie_word_embeddings": not get("untie_weights_roberta"), "torch_dtype": "float32",
     }
     if kind in ("ForSequenceClassification", "ForMultipleChoice"):
@@ -149,7 +162,9 @@ def _hf_config(get, info, pre_ln, kind, model_dir, model):
     if kind == "ForSequenceClassification":
         manifest = _task_manifest(model_dir)
         classes = model[f"classification_heads.{CLASSIFICATION_HEAD}.out_proj.weight"].shape[0]
-        if manifest.get("kind") == "regression":
+        # a run without its task manifest: fairseq's regression heads have one output
+        if manifest.get("kind") == "regression" or classes == 1 or \
+                checkpoints.task_setting(state, "regression_target"):
             labels, config["problem_type"] = ["LABEL_0"], "regression"
         else:
             labels = manifest.get("labels") or [f"LABEL_{i}" for i in range(classes)]
@@ -163,6 +178,12 @@ def _hf_config(get, info, pre_ln, kind, model_dir, model):
         config["id2label"] = {"0": "start", "1": "end"}
         config["label2id"] = {"start": 0, "end": 1}
     return config
+
+
+def _setting(value, default):
+    """A float setting of the model's config; ``default`` only when it is not recorded (0.0 is
+    a setting)."""
+    return default if value is None else float(value)
 
 
 def _with_unk_copies(model, extra):
@@ -285,14 +306,14 @@ def from_hf(hf_dir, out_dir, force=False) -> Path:
         raise UserError(f"{hf_dir} is a {arch}; roberta-convert from-hf takes RobertaModel, "
                         "RobertaForMaskedLM, RobertaForSequenceClassification (or their "
                         "PreLayerNorm variants)")
-    vocab = _read_hf_vocab(hf_dir, config["vocab_size"])
+    vocab, merges = _read_hf_tokenizer(hf_dir, config["vocab_size"])
     config["mask_token_row"] = vocab[MASK] + 1  # fairseq's rows: <mask> last
     tensors = _read_hf_weights(hf_dir)
     state = _fairseq_weights(tensors, config, pre_ln, kind, hf_dir)
     cfg = fairseq_config(_fairseq_argv(config, pre_ln, kind))
     with staged_output(out) as staging:
         write_checkpoint(staging / CHECKPOINT, cfg, state)
-        _write_bpe_files(staging, hf_dir, vocab)
+        _write_bpe_files(staging, hf_dir, vocab, merges)
         if kind == "ForSequenceClassification":
             _write_task_files(staging, config)
         mark(staging, "from-hf", hf_dir)
@@ -317,6 +338,11 @@ def _read_hf_config(hf_dir):
     if config.get("hidden_act", "gelu") not in ACTIVATIONS.values():
         raise UserError(f"{hf_dir} uses the activation {config['hidden_act']!r}, which fairseq's "
                         "RoBERTa does not have")
+    eps = config.get("layer_norm_eps", 1e-12)  # transformers' default
+    if eps != 1e-5:
+        raise UserError(f"{hf_dir} has layer_norm_eps {eps}, but fairseq's RoBERTa always uses "
+                        "1e-5 (its outputs would differ); import a model trained with "
+                        "layer_norm_eps 1e-5")
     return config
 
 
@@ -331,22 +357,42 @@ def _read_hf_weights(hf_dir):
                     "directory written by save_pretrained")
 
 
-def _read_hf_vocab(hf_dir, vocab_size):
-    for name in ("vocab.json", "merges.txt"):
-        if not (hf_dir / name).is_file():
-            raise UserError(f"{hf_dir} has no {name}: its tokenizer files are missing; save the "
-                            "tokenizer into the same directory (tokenizer.save_pretrained)")
-    vocab = _json_object(hf_dir / "vocab.json", "save the tokenizer again "
-                                                "(tokenizer.save_pretrained)")
+def _read_hf_tokenizer(hf_dir, vocab_size):
+    """(vocab, merges) of the model's byte-level BPE: vocab.json's (merges None: merges.txt is
+    beside it), else tokenizer.json's (transformers 5 saves only that)."""
+    if (hf_dir / "vocab.json").is_file() and (hf_dir / "merges.txt").is_file():
+        vocab = _json_object(hf_dir / "vocab.json", "save the tokenizer again "
+                                                    "(tokenizer.save_pretrained)")
+        merges = None  # the files are copied as they are
+    elif (hf_dir / "tokenizer.json").is_file():
+        vocab, merges = _tokenizer_json_bpe(hf_dir / "tokenizer.json")
+    else:
+        missing = "vocab.json" if not (hf_dir / "vocab.json").is_file() else "merges.txt"
+        raise UserError(f"{hf_dir} has no {missing} nor tokenizer.json: its tokenizer files are "
+                        "missing; save the tokenizer into the same directory "
+                        "(tokenizer.save_pretrained)")
     # ids after <mask>: to-hf's copies of <unk> (BPE tokens its dict.txt lacked)
     layout = [vocab.get(s) for s in SPECIALS] == list(range(len(SPECIALS))) and \
         isinstance(vocab.get(MASK), int) and vocab[MASK] < vocab_size and \
         sorted(vocab.values()) == list(range(vocab_size))
     if not layout:
-        raise UserError(f"{hf_dir}/vocab.json is not laid out as RoBERTa's (<s> <pad> </s> <unk> "
-                        f"first, <mask> last of {vocab_size}); it cannot become a fairseq "
+        raise UserError(f"{hf_dir}'s vocabulary is not laid out as RoBERTa's (<s> <pad> </s> "
+                        f"<unk> first, <mask> last of {vocab_size}); it cannot become a fairseq "
                         "dictionary")
-    return vocab
+    return vocab, merges
+
+
+def _tokenizer_json_bpe(path):
+    """(vocab with the added tokens, merges as "a b" lines) of a tokenizers BPE."""
+    fix = "save the tokenizer again (tokenizer.save_pretrained)"
+    tokenizer = _json_object(path, fix)
+    model = tokenizer.get("model") or {}
+    vocab, merges = model.get("vocab"), model.get("merges")
+    if model.get("type") != "BPE" or not isinstance(vocab, dict) or not isinstance(merges, list):
+        raise UserError(f"{path} holds no BPE vocabulary and merges; {fix}")
+    added = {t["content"]: t["id"] for t in tokenizer.get("added_tokens") or []}
+    vocab = {**added, **vocab}
+    return vocab, [m if isinstance(m, str) else " ".join(m) for m in merges]
 
 
 def _fairseq_weights(tensors, config, pre_ln, kind, hf_dir):
@@ -361,8 +407,8 @@ def _fairseq_weights(tensors, config, pre_ln, kind, hf_dir):
     rows = _fairseq_rows(base, config, hf_dir)
     state[W.ENCODER_VERSION[0]] = torch.tensor([W.ENCODER_VERSION[1]])
     state[checkpoints.TOKEN_EMBEDDING] = state[checkpoints.TOKEN_EMBEDDING][:rows].clone()
-    positions = state["encoder.sentence_encoder.embed_positions.weight"]
-    positions += base[W.TOKEN_TYPE][0].float()  # RoBERTa's one token type: fold it in
+    if W.TOKEN_TYPE in base:  # RoBERTa's one token type: fold it in
+        state["encoder.sentence_encoder.embed_positions.weight"] += base[W.TOKEN_TYPE][0].float()
     emb = state[checkpoints.TOKEN_EMBEDDING]
     if "lm_head.dense.weight" in base:
         state.update({ours: base[theirs].float().clone() for ours, theirs in W.LM_HEAD.items()})
@@ -409,13 +455,14 @@ def _fairseq_argv(config, pre_ln, kind):
             "--max-positions", str(config["max_position_embeddings"] - 2),
             "--activation-fn", act,
             "--dropout", str(config.get("hidden_dropout_prob", 0.1)),
-            "--attention-dropout", str(config.get("attention_probs_dropout_prob", 0.1))]
+            "--attention-dropout", str(config.get("attention_probs_dropout_prob", 0.1)),
+            "--pooler-dropout", str(_classifier_dropout(config))]
     if pre_ln:
         argv.append("--encoder-normalize-before")
     if not config.get("tie_word_embeddings", True):
         argv.append("--untie-weights-roberta")
     if kind == "ForSequenceClassification":
-        regression = config.get("problem_type") == "regression"
+        regression = _regression(config)
         argv += ["--task", "sentence_prediction", "--criterion", "sentence_prediction",
                  "--num-classes", str(len(config.get("id2label") or {}) or 2),
                  *(["--regression-target"] if regression else [])]
@@ -424,11 +471,27 @@ def _fairseq_argv(config, pre_ln, kind):
     return argv
 
 
-def _write_bpe_files(out, hf_dir, vocab):
-    """The tokenizer as fairseq's hf_byte_bpe: the same vocab.json and merges.txt, and a dict.txt
+def _regression(config):
+    """transformers' choice: problem_type, else regression for a single label."""
+    problem = config.get("problem_type")
+    return problem == "regression" or (problem is None and len(config.get("id2label") or {}) == 1)
+
+
+def _classifier_dropout(config):
+    dropout = config.get("classifier_dropout")
+    return config.get("hidden_dropout_prob", 0.1) if dropout is None else dropout
+
+
+def _write_bpe_files(out, hf_dir, vocab, merges):
+    """The tokenizer as fairseq's hf_byte_bpe: its vocab.json and merges.txt, and a dict.txt
     whose line k holds the symbol "k + 4", so fairseq's index of every token is its HF id."""
-    for name in ("vocab.json", "merges.txt"):
-        (out / name).write_bytes((hf_dir / name).read_bytes())
+    if merges is None:
+        for name in ("vocab.json", "merges.txt"):
+            (out / name).write_bytes((hf_dir / name).read_bytes())
+    else:
+        (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{m}\n" for m in merges),
+                                        encoding="utf-8")
     first, mask = len(SPECIALS), vocab[MASK]
     (out / "dict.txt").write_text("".join(f"{i} 1\n" for i in range(first, mask)),
                                   encoding="utf-8")
@@ -440,7 +503,7 @@ def _write_bpe_files(out, hf_dir, vocab):
 
 def _write_task_files(out, config):
     """What the hub and fairseq's sentence_prediction task read beside a classifier."""
-    regression = config.get("problem_type") == "regression"
+    regression = _regression(config)
     labels = [config["id2label"][str(i)] for i in range(len(config.get("id2label") or {}))]
     (out / "input0").mkdir()
     (out / "input0" / "dict.txt").write_bytes((out / "dict.txt").read_bytes())

@@ -42,6 +42,7 @@ the dataset's sizes); ``bytes`` (UTF-8 bytes of the paragraph text, after whites
 import contextlib
 import errno
 import importlib
+import json
 import multiprocessing
 import os
 import re
@@ -358,19 +359,25 @@ def binarize_ids(ids_path, sizes: np.ndarray, table: np.ndarray, dictionary,
 # --- the whole job --------------------------------------------------------------------------------
 def check_destdir(destdir, force: bool = False):
     """Refuse to replace an existing non-empty ``destdir`` unless ``force``, and even then
-    anything but a directory roberta-preprocess wrote (it holds manifest.json): never a file,
-    another directory, a model or run directory (run_file), the current directory or one of
-    its parents."""
+    anything but a directory roberta-cli wrote (its manifest.json has a roberta-cli format):
+    never a file, another directory, a model or run directory (run_file). Refuse the current
+    directory and its parents, and a place that cannot be written. Creates nothing: the
+    missing parents are made by staged_output, once the input has been read."""
     destdir = Path(destdir)
+    here = Path.cwd().resolve()
+    if destdir.resolve() in (here, *here.parents):
+        raise UserError(f"{destdir} is the current directory or one of its parents; write to "
+                        "a new subdirectory instead, e.g. --destdir data-bin/NAME")
     blocking = next((p for p in destdir.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise UserError(f"cannot create {destdir}: {blocking} is a file; choose another "
                         "--name or --destdir")
-    try:  # the parent is where the staging directory goes: it must be a writable directory
-        destdir.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create {destdir} ({e.strerror or e}); choose a --name or "
-                        "--destdir on a writable file system") from None
+    # the staging directory goes next to destdir: the nearest existing ancestor must take it
+    parent = destdir.absolute().parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create {destdir}: {existing} is not writable; choose a --name "
+                        "or --destdir where you can write")
     if destdir.is_file() or destdir.is_symlink() or (destdir.is_dir() and any(destdir.iterdir())):
         held = run_file(destdir) if destdir.is_dir() and not destdir.is_symlink() else None
         if held:  # run directories hold a copy of their data's manifest.json: never ours
@@ -379,27 +386,42 @@ def check_destdir(destdir, force: bool = False):
         if not force:
             raise UserError(f"{destdir} already exists and is not empty; pass --force to "
                             "replace it, or choose another --name/--destdir")
-        here = Path.cwd().resolve()
         if not destdir.is_dir() or destdir.is_symlink():
             raise UserError(f"{destdir} is not a directory; --force replaces only a directory "
                             "roberta-preprocess wrote: choose another --name/--destdir")
-        if destdir.resolve() in (here, *here.parents):
-            raise UserError(f"{destdir} is the current directory or one of its parents; "
-                            "choose another --destdir")
         if not _written_here(destdir):
-            raise UserError(f"{destdir} was not written by roberta-preprocess (no "
-                            f"{data_manifest.NAME}); --force replaces only its own output: "
-                            "choose another --name/--destdir")
+            raise UserError(f"{destdir} was not written by roberta-preprocess (it has no "
+                            f"{data_manifest.NAME} of a roberta-cli format); --force replaces "
+                            "only its own output: choose another --name/--destdir")
 
 
 def _written_here(destdir: Path) -> bool:
-    """Whether ``destdir`` is roberta-preprocess output: a data directory, or shards only."""
-    if (destdir / data_manifest.NAME).is_file():
+    """Whether ``destdir`` is roberta-cli output: a data directory, or shards only."""
+    if _has_our_manifest(destdir):
         return True
     entries = [p for p in destdir.iterdir() if not p.name.startswith(".")]
     return bool(entries) and all(data_manifest.SHARD.fullmatch(p.name) and
-                                 (p / data_manifest.NAME).is_file() and not run_file(p)
-                                 for p in entries)
+                                 _has_our_manifest(p) and not run_file(p) for p in entries)
+
+
+def _has_our_manifest(directory: Path) -> bool:
+    """Whether ``directory`` holds a manifest.json of a format roberta-cli writes (other
+    tools write files of that name too)."""
+    try:
+        manifest = json.loads(Path(directory, data_manifest.NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") in (
+        data_manifest.DATA_FORMAT, data_manifest.TASK_FORMAT)
+
+
+def check_inputs_outside(sources: Iterable[corpus.Source], destdir) -> None:
+    """A UserError for an input inside ``destdir``, which publishing the output replaces."""
+    root = os.path.realpath(destdir)
+    for source in sources:
+        if os.path.commonpath([root, os.path.realpath(source.path)]) == root:
+            raise UserError(f"input {source.path} is inside {destdir}, which this run would "
+                            f"replace; move it out of {destdir}, or choose another --destdir")
 
 
 def run_file(directory, ignore=()) -> Optional[str]:
@@ -499,11 +521,12 @@ def preprocess(inputs: Sequence, destdir, *, bpe: str = "gpt2",
     if bpe_from is None and bpe == "gpt2" and gpt2 is None:
         raise UserError("--bpe gpt2 needs the GPT-2 files; pass --gpt2-dir DIR")
     all_paths = list(inputs) + list(valid or []) + list(test or [])
-    boundary = corpus.resolve_doc_boundary(doc_boundary, all_paths)
+    boundary = corpus.resolve_doc_boundary(doc_boundary, all_paths, include)
     shown = ", ".join(map(str, all_paths)) if len(all_paths) <= 3 else f"{len(all_paths)} inputs"
     progress(f"reading {shown} (documents: {boundary})")
     plans = plan_splits(inputs, valid, test, valid_fraction, test_fraction, seed, boundary,
                         include, errors, jsonl_field)
+    check_inputs_outside((s for plan in plans.values() for s in plan.sources), target)
     outputs = _shard_outputs(plans, shards, shard_index)
     options = {"seed": seed, "valid_fraction": valid_fraction, "test_fraction": test_fraction,
                "errors": errors, "include": include, "jsonl_field": jsonl_field,
@@ -682,15 +705,23 @@ def _manifest(plans, train, fairseq_bpe, bpe_files, boundary, split_sentences, d
 @contextlib.contextmanager
 def staged_output(destdir: Path):
     """Yield a hidden staging directory next to ``destdir``; rename it to ``destdir`` when the
-    block finishes, delete it when the block fails, so a ``destdir`` that exists is complete."""
-    destdir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_siblings(destdir)
-    staging = _sibling(destdir, "partial")
+    block finishes, delete it when the block fails, so a ``destdir`` that exists is complete.
+    The missing parents of ``destdir`` are made here, and removed again when the block fails."""
+    made = []  # the parent directories this run creates, outermost first
+    try:
+        _make_parents(destdir, made)
+        _remove_stale_siblings(destdir)
+        staging = _sibling(destdir, "partial")
+    except OSError as e:
+        _remove_empty(made)
+        raise UserError(f"cannot create {destdir} ({e.strerror or e}); choose an output "
+                        "directory where you can write") from None
     try:
         yield staging
         _publish(staging, destdir)
     except OSError as e:
         shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(made)
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         free = shutil.disk_usage(destdir.parent).free / 2**20
@@ -698,7 +729,26 @@ def staged_output(destdir: Path):
                         "published: free some space and run the command again") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(made)
         raise
+
+
+def _make_parents(destdir: Path, made: list):
+    """Create the missing parents of ``destdir``, appending each to ``made`` (one that another
+    process creates meanwhile is not ours)."""
+    for path in reversed([p for p in Path(destdir).absolute().parents if not p.is_dir()]):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        made.append(path)
+
+
+def _remove_empty(directories: list):
+    """Remove ``directories`` (outermost first), innermost first, those still empty."""
+    for path in reversed(directories):
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 def _remove_stale_siblings(destdir: Path):

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional
 
 from roberta_cli import compat
-from roberta_cli.checkpoints import BPE_FILE_NAMES, BPE_FILES, MANIFEST, MODEL_FILES
+from roberta_cli.checkpoints import BPE_FILES, MANIFEST, MODEL_FILES
 from roberta_cli.data import manifest as data_manifest
 from roberta_cli.errors import UserError
 
@@ -400,9 +400,13 @@ def train_bytelevel(lines: Iterable[str], vocab_size: int, out_dir) -> Dict[str,
 def train_sentencepiece(lines: Iterable[str], vocab_size: int, out_dir, seed: int = 1,
                         threads: int = 1) -> Dict[str, str]:
     """Learn a sentencepiece BPE model and save sentencepiece.bpe.model (the name fairseq's hub
-    looks for). Deterministic for a given ``seed``: the input sample is seeded."""
+    looks for). Deterministic for a given ``seed``: the input sample is seeded, and the file's
+    bytes do not depend on ``threads``."""
     import sentencepiece as spm
 
+    model_proto = _spm_model_proto()
+    if model_proto is None:  # the file could not be given one thread count: train on one
+        threads = 1
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
     try:
@@ -418,6 +422,22 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, out_dir, seed: in
         reason = " ".join(str(e).split())
         raise UserError(f"sentencepiece could not learn a {vocab_size}-piece vocabulary "
                         f"({reason}); pass a smaller --vocab-size or more text") from None
+    data = model.getvalue()
+    if model_proto is not None:  # the model records the thread count, which no piece depends on
+        parsed = model_proto()
+        parsed.ParseFromString(data)
+        parsed.trainer_spec.num_threads = 1
+        data = parsed.SerializeToString()
     name = BPE_FILES["sentencepiece"]["sentencepiece_model"]
-    Path(out_dir, name).write_bytes(model.getvalue())
+    Path(out_dir, name).write_bytes(data)
     return dict(BPE_FILES["sentencepiece"])
+
+
+def _spm_model_proto():
+    """sentencepiece's ModelProto class, or None without a protobuf that loads it (tensorboardX
+    brings protobuf; sentencepiece itself does not require it)."""
+    try:
+        from sentencepiece import sentencepiece_model_pb2
+    except Exception:  # noqa: BLE001 (no protobuf, or one too new for the generated module)
+        return None
+    return sentencepiece_model_pb2.ModelProto

@@ -22,7 +22,8 @@ Reading rules:
   never unpacked to disk); a truncated one is a UserError naming it.
 * ``.jsonl`` / ``.ndjson`` files (compressed or not) hold one document per line: a JSON object
   whose text is in the field ``jsonl_field`` (default ``text``); its lines become paragraphs
-  by the ``doc_boundary`` rule below, applied within the record.
+  by the ``doc_boundary`` rule below, applied within the record. An unpaired surrogate escape
+  (``\\ud83d``) in the text is a UserError, or U+FFFD with ``errors="replace"``.
 * Text is UTF-8 (a leading byte-order mark is dropped). Line ends may be LF, CRLF or CR.
   Invalid UTF-8 is a UserError naming the file and the byte offset, unless ``errors="replace"``
   (each bad byte sequence becomes U+FFFD). A NUL byte means a binary file: UserError.
@@ -64,6 +65,7 @@ COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
 JSONL = (".jsonl", ".ndjson")
 STDIN = "-"
 NEWLINE = re.compile(r"\r\n|\r|\n")  # the line ends universal newlines read in text files
+SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads keeps an unpaired \udXXX escape
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,7 @@ def find_sources(paths: Sequence, include: Optional[str] = None, what: str = "in
         if not path.exists():
             raise UserError(f"{what} {given} does not exist; check the path")
         if path.is_dir():
-            found = [p for p in _walk_files(path) if p.stat().st_size > 0
-                     and (include is None or fnmatch.fnmatch(p.name, include))]
+            found = _selected_files(path, include)
             if not found:
                 matching = f" matching {include!r}" if include else ""
                 raise UserError(f"{what} directory {given} has no non-empty files{matching}; "
@@ -211,15 +212,23 @@ def _walk_files(root: Path) -> List[Path]:
     return sorted(files, key=lambda f: f.relative_to(root).as_posix())
 
 
-def resolve_doc_boundary(doc_boundary: str, paths: Iterable) -> str:
+def _selected_files(root: Path, include: Optional[str] = None) -> List[Path]:
+    """The non-empty files below the directory ``root`` whose names match ``include``."""
+    return [p for p in _walk_files(root) if p.stat().st_size > 0
+            and (include is None or fnmatch.fnmatch(p.name, include))]
+
+
+def resolve_doc_boundary(doc_boundary: str, paths: Iterable, include: Optional[str] = None) -> str:
     """``auto`` means ``file`` (one document per file, as for books) when an input directory
-    holds text files, else ``blank-line`` (WikiText style; and within a JSON-lines record,
-    whose text is rarely hard-wrapped: every line a paragraph)."""
+    holds files that ``include`` selects (as find_sources does) other than JSON lines, else
+    ``blank-line`` (WikiText style; and within a JSON-lines record, whose text is rarely
+    hard-wrapped: every line a paragraph)."""
     if doc_boundary != "auto":
         if doc_boundary not in DOC_BOUNDARIES:
             raise ValueError(f"doc_boundary must be auto or one of {DOC_BOUNDARIES}")
         return doc_boundary
-    books = any(not is_jsonl(f) for p in paths if Path(p).is_dir() for f in _walk_files(Path(p)))
+    books = any(not is_jsonl(f) for p in paths if Path(p).is_dir()
+                for f in _selected_files(Path(p), include))
     return "file" if books else "blank-line"
 
 
@@ -232,9 +241,7 @@ def read_lines(path, errors: str = "strict") -> Iterator[str]:
         with open_binary(path) as f:
             head = f.read(SNIFF_BYTES)
     except Exception as e:  # noqa: BLE001 (each decompressor has its own errors)
-        if not compressed:
-            raise
-        raise _truncated(path, e) from None
+        raise _read_error(path, e, compressed) from None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise UserError(f"{path} is UTF-16 text, not UTF-8; convert it, e.g. "
                         "iconv -f UTF-16 -t UTF-8")
@@ -256,9 +263,15 @@ def read_lines(path, errors: str = "strict") -> Iterator[str]:
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 (each decompressor has its own errors)
-        if not compressed:
-            raise
-        raise _truncated(path, e) from None
+        raise _read_error(path, e, compressed) from None
+
+
+def _read_error(path, e: Exception, compressed: bool) -> Exception:
+    """What to raise for ``e``, met reading ``path``: a UserError for a file the system will
+    not read (permissions, I/O) or a damaged compressed one; ``e`` itself otherwise (a bug)."""
+    if isinstance(e, OSError) and e.errno is not None:  # a damaged .gz's OSError has none
+        return UserError(f"cannot read {path} ({e.strerror}); check that it is a readable file")
+    return _truncated(path, e) if compressed else e
 
 
 def _binary_file(path):
@@ -346,6 +359,13 @@ def source_documents(source: Source, doc_boundary: str, errors: str = "strict") 
             raise UserError(f"{source.path} line {number}: field {source.jsonl_field!r} is "
                             f"{type(text).__name__}, not a string; name the text field with "
                             "--jsonl-field")
+        if SURROGATE.search(text):  # not encodable as UTF-8
+            if errors != "replace":
+                raise UserError(f"{source.path} line {number}: field {source.jsonl_field!r} "
+                                "holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff), "
+                                "which is not text; fix the record, or pass --errors replace "
+                                "to read it as U+FFFD")
+            text = SURROGATE.sub("\ufffd", text)
         lines = [p.strip() for p in NEWLINE.split(text)]
         if doc_boundary == "file":  # blank lines separate paragraphs, wrapped lines joined
             doc = next(documents(lines, "file"), [])

@@ -26,7 +26,6 @@ compat.apply()  # before fairseq is imported
 from fairseq.data import FairseqDataset  # noqa: E402
 
 from roberta_cli.data.blocks import SizedItems  # noqa: E402
-from roberta_cli.errors import UserError  # noqa: E402
 
 SPECIAL = 4  # <s> ... </s></s> ... </s> around the two segments
 SHORT_SEQ_PROB = 0.1  # BERT: 10% of segment pairs aim at a random shorter length

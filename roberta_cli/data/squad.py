@@ -100,6 +100,10 @@ def _get(obj, key, kind, path, where):
     return value
 
 
+def _list(value):
+    return value if isinstance(value, list) else []
+
+
 def read_squad(path, version: str = "auto", articles: slice = slice(None)) -> SquadSet:
     """Read and validate a SQuAD JSON file (only ``articles`` of its articles, e.g.
     ``slice(0, 40)``). ``version``: "auto" (2.0 when any question has ``is_impossible`` or the
@@ -121,10 +125,11 @@ def read_squad(path, version: str = "auto", articles: slice = slice(None)) -> Sq
     if articles != slice(None) and not chosen:
         raise UserError(f"{path} has {len(every)} articles, none in {part}; pass "
                         f"--train-articles below {len(every)}")
+    # Only walk well-formed lists here; the checks below report bad fields in one line.
     has_impossible = any(isinstance(q, dict) and "is_impossible" in q
                          for a in every if isinstance(a, dict)
-                         for p in a.get("paragraphs", []) if isinstance(p, dict)
-                         for q in p.get("qas", []))
+                         for p in _list(a.get("paragraphs")) if isinstance(p, dict)
+                         for q in _list(p.get("qas")))
     if version == "auto":
         file_version = str(raw.get("version", "")).lstrip("v")
         version = "2.0" if has_impossible or file_version.startswith("2") else "1.1"

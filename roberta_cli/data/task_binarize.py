@@ -13,7 +13,8 @@ Layout (what fairseq's examples/roberta/preprocess_GLUE_tasks.sh and preprocess_
     DEST/label/dict.txt + {split}.bin/.idx   classification: a Dictionary of the labels in the
                                        task's fixed order (row = [label id, </s>], so fairseq's
                                        target = id - nspecial = index in manifest "labels")
-    DEST/label/{split}.label           regression: one score per line (original scale);
+    DEST/label/{split}.label           regression: one score per line, divided by manifest
+                                       "label_scale" (STS-B: 5, as fairseq's recipe);
                                        RACE: the answer index 0..3 per line
     DEST/{split}.ids                   RACE: "file#question" per row
     DEST/encoder.json, vocab.bpe ...   the model's BPE files (manifest "bpe_files")
@@ -95,13 +96,14 @@ def write_label_dataset(labels: Sequence[str], label_order: Sequence[str], out_d
 def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model: bpe_lib.ModelFiles,
           labels: Optional[Sequence[str]] = None, metrics: Sequence[str] = ("accuracy",),
           valid_names: Optional[Dict[str, str]] = None, extra: Optional[dict] = None,
-          workers: int = 1, force: bool = False,
+          label_scale: float = 1.0, workers: int = 1, force: bool = False,
           progress: Optional[Callable[[str], None]] = None) -> dict:
     """Write the task directory ``destdir`` from already-read ``splits``; returns the manifest.
 
     ``kind``: "classification" (``labels``: the fixed class order; every label must be in
     it), "regression" (labels are numbers) or "multiple_choice" (RACE: texts are (context,
-    choice 1..N), labels are answer indices). ``extra`` is merged into the manifest."""
+    choice 1..N), labels are answer indices). Regression targets are written divided by
+    ``label_scale`` (manifest "label_scale"). ``extra`` is merged into the manifest."""
     progress = progress or (lambda message: None)
     destdir = Path(destdir)
     binarize.check_destdir(destdir, force)
@@ -116,14 +118,15 @@ def build(destdir, splits: Dict[str, SplitData], *, task: str, kind: str, model:
         for name, data in splits.items():
             progress(f"{task} {name}: encoding {len(data):,} rows from {data.source}")
             manifest_splits[name] = _write_split(staging, name, data, width, kind, labels, model,
-                                                 dictionary, workers)
+                                                 dictionary, workers, label_scale)
         model.copy_to(staging)
         manifest = {
             "format": data_manifest.TASK_FORMAT,
             "task": task,
             "kind": kind,
             "num_classes": len(labels) if kind != "regression" else 1,
-            **({"labels": list(labels)} if kind != "regression" else {}),
+            **({"labels": list(labels)} if kind != "regression" else
+               {"label_scale": float(label_scale)}),
             "metric": metrics[0],
             "metrics": list(metrics),
             "inputs": width,
@@ -155,7 +158,8 @@ def _check_splits(splits, task, kind, labels) -> int:
     return widths.pop()
 
 
-def _write_split(staging, name, data, width, kind, labels, model, dictionary, workers) -> dict:
+def _write_split(staging, name, data, width, kind, labels, model, dictionary, workers,
+                 label_scale=1.0) -> dict:
     """One split's inputK/NAME.{bin,idx} per text column, label/NAME.label and NAME.ids;
     returns its manifest entry."""
     info = {"rows": len(data), "source": data.source, "labelled": data.labelled}
@@ -177,7 +181,8 @@ def _write_split(staging, name, data, width, kind, labels, model, dictionary, wo
             write_label_dataset(data.labels, labels, staging / "label", name)
             info["label_counts"] = {lb: data.labels.count(lb) for lb in labels}
         elif kind == "regression":
-            _write_lines(staging / "label" / f"{name}.label", (repr(float(v)) for v in data.labels))
+            _write_lines(staging / "label" / f"{name}.label",
+                         (repr(float(v) / label_scale) for v in data.labels))
         else:
             _write_lines(staging / "label" / f"{name}.label", data.labels)
             info["label_counts"] = {lb: data.labels.count(str(i)) for i, lb in enumerate(labels)}

@@ -75,7 +75,7 @@ class Task:
     files: Dict[str, FileSpec]  # split name -> file
     label_meanings: Dict[str, str] = field(default_factory=dict)
     label_range: Optional[Tuple[float, float]] = None  # regression: scale of the raw scores
-    skip_malformed: bool = False  # drop rows with the wrong column count (fairseq's QQP recipe)
+    skip_malformed: bool = False  # drop train/dev rows with a wrong column count (fairseq QQP)
     folder: Optional[str] = None  # its folder in the GLUE download, when not its name
     predicted_by: Optional[str] = None  # a test-only task: scored by this task's model
 
@@ -158,7 +158,7 @@ class SplitData:
     texts: List[Tuple[str, ...]] = field(default_factory=list)
     labels: Optional[List[str]] = None
     lines: List[int] = field(default_factory=list)
-    skipped: int = 0  # malformed rows dropped (QQP only)
+    skipped: int = 0  # malformed rows dropped (QQP train/dev only)
     ids: Optional[List[str]] = None
 
     @property
@@ -229,7 +229,8 @@ def read_split(task, glue_dir, split: str, limit: Optional[int] = None) -> Split
             columns = [spec.names.index(c) for c in spec.text + ((spec.label,) * bool(spec.label))]
             ncols = len(spec.names)
         if len(fields) != ncols:
-            if task.skip_malformed:
+            # only labelled rows may go: the GLUE server numbers test rows by position
+            if task.skip_malformed and spec.label:
                 data.skipped += 1
                 continue
             expected = ", ".join(spec.names) if not spec.header else "as in its header line"
@@ -257,7 +258,10 @@ def read_task(task, glue_dir, limit: Optional[int] = None) -> Dict[str, SplitDat
     task = task if isinstance(task, Task) else get_task(task)
     folder = task_dir(task, glue_dir)
     present = [s for s in task.files if (folder / task.files[s].file).is_file()]
-    if task.predicted_by and present:  # a test-only task
+    if task.predicted_by:  # a test-only task (AX)
+        if not present:
+            raise UserError(f"{folder} has no {', '.join(f.file for f in task.files.values())}; "
+                            "pass the GLUE folder as written by download_glue_data.py")
         return {s: read_split(task, glue_dir, s, limit) for s in present}
     if not any(task.files[s].label for s in present):
         raise UserError(f"{folder} has none of {task.name}'s labelled files "
@@ -306,13 +310,16 @@ def _first_bad_utf8_line(path) -> int:
 
 
 def _tsv_rows(path, delimiter="\t", quoting=csv.QUOTE_NONE):
-    """(line number, fields) of the non-blank rows of a delimited UTF-8 file."""
+    """(line number, fields) of the non-blank rows of a delimited UTF-8 file; a quoted row
+    spanning lines gets the line it starts on."""
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=quoting != csv.QUOTE_NONE)
         try:
+            start = 1
             for fields in reader:
                 if fields and any(fields):
-                    yield reader.line_num, fields
+                    yield start, fields
+                start = reader.line_num + 1
         except UnicodeDecodeError as e:
             raise UserError(f"{path} is not UTF-8 (line {_first_bad_utf8_line(path)}: "
                             f"{e.reason}); save it as UTF-8") from None
@@ -520,7 +527,10 @@ def _race_file(path: Path):
                         f"and {len(answers)} answers; RACE gives one of each per question")
     article = _squash(str(obj["article"]))
     for q, (question, opts, answer) in enumerate(zip(questions, options, answers)):
-        if not isinstance(opts, list) or len(opts) != RACE_CHOICES:
+        if not isinstance(opts, list):
+            raise UserError(f"{path} question {q}: options entry is {type(opts).__name__}, "
+                            f"not a list; RACE gives {RACE_CHOICES} option texts per question")
+        if len(opts) != RACE_CHOICES:
             raise UserError(f"{path} question {q} has {len(opts)} options; RACE questions have "
                             f"exactly {RACE_CHOICES}")
         if answer not in tuple(RACE_ANSWERS):

@@ -1,6 +1,7 @@
 """The paper's ablations (Tables 1-3) as runs: every row pretrained under one budget, then
 fine-tuned on the same tasks, resumable. Driven by ``roberta-train ablation`` and
-recipes/ablations/*.sh; ``roberta-train report`` turns a run directory into report.md.
+recipes/ablations/*.sh, which write report.md at the end; ``roberta-train report`` writes it
+again at any time (finished rows only).
 
     roberta-train ablation masking --run-dir runs/masking --scale cpu-minutes --seeds 1 \\
         --tasks SST-2,MRPC --data ../shared/data/gutenberg
@@ -27,6 +28,7 @@ from pathlib import Path
 from roberta_cli.data.tasks import TASKS
 from roberta_cli.errors import UserError
 from roberta_cli.experiments import paper
+from roberta_cli.experiments.payoff import tokens_at
 from roberta_cli.train_log import read_jsonl
 
 ROW_FILE = "row.json"
@@ -127,31 +129,19 @@ def finetune(model, task_data, out, task, scale, seed):
              "--epochs", scale["ft_epochs"], "--lr", scale["ft_lr"], "--seeds", seed)
 
 
-def tokens_seen(train_log):
-    """Cumulative training tokens at each logged step, from fairseq's words-per-batch (wpb,
-    tokens per update) of each interval: [(step, tokens)]."""
-    out, total, last = [], 0.0, 0
-    for r in train_log:
-        if r.get("tag") == "train_inner" and "wpb" in r:
-            total += r["wpb"] * (r["step"] - last)
-            last = r["step"]
-            out.append((last, total))
-    return out
-
-
 def summarize_row(row_dir, name, row, tasks, seconds):
     """row.json for a finished row."""
     log = read_jsonl(Path(row_dir, "pretrain", "train_log.jsonl"))
     valid = [r for r in log if r.get("tag") == "valid"]
-    seen = tokens_seen(log)
+    updates = valid[-1]["step"] if valid else 0
+    tokens = tokens_at(Path(row_dir, "pretrain"), log, [updates])[updates]
     scores = {}
     for task in tasks:
         results = json.loads(Path(row_dir, task, "results.json").read_text())
         scores[task] = {"metric": results["metric"], **results["median"]["valid"]}
     summary = {
         "row": name, "settings": row, "valid_ppl": valid[-1]["ppl"] if valid else math.nan,
-        "updates": valid[-1]["step"] if valid else 0,
-        "tokens_seen": seen[-1][1] if seen else 0, "scores": scores, "seconds": seconds,
+        "updates": updates, "tokens_seen": tokens, "scores": scores, "seconds": seconds,
     }
     Path(row_dir, ROW_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -15,7 +15,6 @@ from statistics import median
 
 from roberta_cli import pretrain
 from roberta_cli.data.tasks import TASKS
-from roberta_cli.experiments.ablations import tokens_seen
 from roberta_cli.train_log import read_jsonl
 
 # NAME-POINT: SST-2-1000rows-4000 (1,000 rows, checkpoint at update 4,000), MRPC-0 (random init)
@@ -53,14 +52,27 @@ def header(name, metric=None):
     return f"{m['task']}{rows} dev {metric or TASKS[m['task']].metric}"
 
 
-def tokens_at(run, log, points):
-    """{point: pretraining tokens seen at that update} (0 for random initialization): the
-    logged tokens per update (fairseq's wpb) summed, and their mean past the last log line."""
+def tokens_seen(train_log):
+    """Cumulative training tokens at each logged step, from fairseq's words-per-batch (wpb,
+    tokens per update) of each interval: [(step, tokens)]."""
+    out, total, last = [], 0.0, 0
+    for r in train_log:
+        if r.get("tag") == "train_inner" and "wpb" in r:
+            total += r["wpb"] * (r["step"] - last)
+            last = r["step"]
+            out.append((last, total))
+    return out
+
+
+def tokens_at(save_dir, log, points):
+    """{point: pretraining tokens seen at that update} (0 for random initialization) of the
+    roberta-train run in ``save_dir`` with train_log ``log``: the logged tokens per update
+    (fairseq's wpb) summed, and their mean past the last log line."""
     seen = tokens_seen(log)
     if seen:
         per_update = seen[-1][1] / seen[-1][0]
     else:  # no log line yet: full blocks, an upper bound
-        settings = json.loads(Path(run, "pretrained", pretrain.RUN_SETTINGS).read_text())
+        settings = json.loads(Path(save_dir, pretrain.RUN_SETTINGS).read_text())
         per_update = settings["total_batch_size"] * settings["tokens_per_sample"]
     out = {}
     for point in points:
@@ -73,7 +85,7 @@ def table(run):
     per_name, probed = results(run), probes(run)
     points = sorted({0, *(p for d in (per_name, probed) for by in d.values() for p in by)})
     log = read_jsonl(Path(run, "pretrained", "train_log.jsonl"))
-    tokens = tokens_at(run, log, points)
+    tokens = tokens_at(Path(run, "pretrained"), log, points)
     valid = {r["step"]: r for r in log if r["tag"] == "valid"}
     baseline = pretrain.unigram_baseline(Path(run, "bin"))
     lines = ["| pretraining updates | tokens seen | held-out mlm_accuracy | "

@@ -17,28 +17,28 @@ from pathlib import Path
 
 import torch
 
-from roberta_cli import compat, hub
+from roberta_cli import hub
 from roberta_cli.data import tasks
 from roberta_cli.errors import UserError
-
-compat.apply()  # before fairseq is imported
-
-from fairseq.modules.transformer_sentence_encoder import init_bert_params  # noqa: E402
 
 L2 = 0.1  # on the summed squared weights, features standardized; picked on SST-2, 1,000 rows
 MAX_ITER = 500  # L-BFGS iterations: converged for a few thousand rows of a few hundred features
 
 
 def load(model, random=False, seed=1):
-    """The hub model of a run directory or a checkpoint file; ``random``: its weights drawn
-    afresh (BERT's initialization, as --from-scratch fine-tuning starts)."""
+    """The hub model of a run directory or a checkpoint file; ``random``: its weights those of
+    a model the task builds anew, as --from-scratch fine-tuning starts (BERT's initialization,
+    LayerNorms at gain 1 and bias 0)."""
     if os.path.isfile(model):
         m = hub.from_pretrained(os.path.dirname(model) or ".", os.path.basename(model))
     else:
         m = hub.from_pretrained(model)
     if random:
         torch.manual_seed(seed)
-        m.model.apply(init_bert_params)
+        fresh = m.task.build_model(m.cfg.model)
+        # loaded, not swapped in: fairseq's fused copies of the layer weights follow; not
+        # strict: a fine-tuned checkpoint's heads, unused by the features, stay
+        m.model.load_state_dict(fresh.state_dict(), strict=False)
     return m
 
 

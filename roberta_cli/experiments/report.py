@@ -14,7 +14,8 @@ from pathlib import Path
 from roberta_cli import presets
 from roberta_cli.errors import UserError
 from roberta_cli.experiments import paper
-from roberta_cli.experiments.ablations import ROW_FILE, tokens_seen
+from roberta_cli.experiments.ablations import ROW_FILE
+from roberta_cli.experiments.payoff import tokens_at
 from roberta_cli.train_log import read_jsonl
 
 TITLES = {"masking": "Static vs dynamic masking (paper Table 1)",
@@ -135,11 +136,12 @@ def _ppl_curves(rows, run_dir):
     curves = {}
     for name, seeds in rows.items():
         for seed in seeds:
-            log = read_jsonl(run_dir / name / seed["seed"] / "pretrain" / "train_log.jsonl")
-            seen = dict(tokens_seen(log))
+            pretrained = run_dir / name / seed["seed"] / "pretrain"
+            log = read_jsonl(pretrained / "train_log.jsonl")
             valid = [r for r in log if r.get("tag") == "valid"]
             steps = [r["step"] for r in valid]
-            tokens = [_tokens_at(seen, s) for s in steps]
+            at = tokens_at(pretrained, log, steps)
+            tokens = [at[s] for s in steps]
             curves.setdefault(name, []).append((steps, tokens, [r["ppl"] for r in valid]))
     return curves
 
@@ -165,12 +167,6 @@ def _save(plt, fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _tokens_at(seen, step):
-    """Tokens seen by ``step`` (the last logged interval at or before it)."""
-    before = [s for s in seen if s <= step]
-    return seen[max(before)] if before else 0
 
 
 def write(run_dir):

@@ -19,9 +19,10 @@ Input formats (presets.INPUT_FORMATS, the paper's Table 2):
 * ``sentence-pair``: the same with single sentences (data from ``roberta-preprocess
   --split-sentences``) and batches by tokens, as doc-sentences.
 
-The pairs are drawn from --seed when a split loads: the same A/B cuts every epoch (each shard
-of a sharded data-bin has its own), while the masks change; BERT drew its pairs several times
-(its dupe_factor). fairseq's masking may mask ``<s>`` and the separators, which BERT never did.
+The pairs are drawn from --seed: with dynamic masking a new draw each epoch (fairseq reloads
+the training data for it), with static masking one draw per copy, each kept with its masks in
+every epoch (BERT's dupe_factor); validation keeps one draw. fairseq's masking may mask ``<s>``
+and the separators, which BERT never did.
 
 Masking: ``dynamic`` (fairseq's MaskTokensDataset: a new mask each epoch, from seed + epoch +
 index) or ``static`` (roberta_cli.data.masking). Lines longer than a block are split instead of
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from fairseq import utils
-from fairseq.data import (IdDataset, MaskTokensDataset, NumelDataset,
+from fairseq.data import (ConcatDataset, IdDataset, MaskTokensDataset, NumelDataset,
                           NumSamplesDataset, PrependTokenDataset, RawLabelDataset,
                           RightPadDataset, SortDataset, TokenBlockDataset, data_utils)
 from fairseq.data.shorten_dataset import maybe_shorten_dataset
@@ -113,6 +114,7 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
         check_config(cfg)
         super().__init__(cfg, dictionary)
         self.format = presets.INPUT_FORMATS[cfg.input_format]
+        self._warned_long = set()  # splits whose over-long lines were reported
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
@@ -141,7 +143,8 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
         block = self.cfg.tokens_per_sample - 1  # one less for <s>
         n_lines = len(lines)
         lines, n_long = blocks.SplitLongLinesDataset.wrap_if_needed(lines, block)
-        if n_long:
+        if n_long and split not in self._warned_long:  # once, not at every epoch's reload
+            self._warned_long.add(split)
             logger.warning("%s: split %d lines longer than a block (%d tokens) into %d pieces",
                            split, n_long, block, n_long + len(lines) - n_lines)
         # eos: a block per line, which the lines already are (no line is longer than a block
@@ -150,6 +153,31 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
             lines, lines.sizes, block, pad=self.source_dictionary.pad(),
             eos=self.source_dictionary.eos(), break_mode=break_mode)
         return PrependTokenDataset(made, self.source_dictionary.bos())
+
+    def _pair_seeds(self, split, epoch):
+        """Seeds of the NSP pair draws of a split: a new draw each epoch with dynamic masking;
+        with static masking one per copy, kept every epoch (BERT's dupe_factor)."""
+        if split != "train":
+            return [self.cfg.seed]  # one fixed validation set
+        if self.cfg.masking == "static":
+            return [self.cfg.seed + k for k in range(self.cfg.static_copies)]
+        return [self.cfg.seed + epoch - 1]
+
+    def _pairs(self, lines, seed):
+        """(PairDataset, NSP labels) of one draw of pairs from ``seed``."""
+        if self.cfg.input_format == "sentence-pair":
+            built = pairs.sentence_pairs(lines.sizes, seed)
+        else:
+            built = pairs.segment_pairs(lines.sizes, self.cfg.tokens_per_sample - pairs.SPECIAL,
+                                        seed)
+        d = self.source_dictionary
+        return (pairs.PairDataset(lines, built, self.cfg.tokens_per_sample, d.bos(), d.eos()),
+                built.label)
+
+    def has_sharded_data(self, split):
+        # fairseq reloads "sharded" training data each epoch: how NSP pairs get a new draw
+        redraw = self.format["nsp"] and self.cfg.masking == "dynamic" and split == "train"
+        return redraw or super().has_sharded_data(split)
 
     def _load_dataset_split(self, split, epoch, combine):
         """(sequences, NSP labels or None, mean FULL-SENTENCES sequence length or None)."""
@@ -160,15 +188,12 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
             corpus.require_documents(n_docs, name, f"{split_path} ({split})")
         labels = None
         if fmt["nsp"]:
-            d = self.source_dictionary
-            make = pairs.sentence_pairs if name == "sentence-pair" else \
-                lambda sizes, seed: pairs.segment_pairs(sizes, self.cfg.tokens_per_sample
-                                                        - pairs.SPECIAL, seed)
-            built = make(lines.sizes, self.cfg.seed)
-            dataset = pairs.PairDataset(lines, built, self.cfg.tokens_per_sample, d.bos(), d.eos())
-            labels = RawLabelDataset(built.label.tolist())
-            logger.info("%s: %d %s pairs (%.1f%% IsNext)", split, len(built), name,
-                        100 * built.label.mean() if len(built) else 0)
+            draws = [self._pairs(lines, seed) for seed in self._pair_seeds(split, epoch)]
+            dataset = draws[0][0] if len(draws) == 1 else ConcatDataset([ds for ds, _ in draws])
+            label = np.concatenate([lab for _, lab in draws])
+            labels = RawLabelDataset(label.tolist())
+            logger.info("%s: %d %s pairs in %d draw(s) (%.1f%% IsNext)", split, len(label),
+                        name, len(draws), 100 * label.mean() if len(label) else 0)
         else:
             # full-sentences has no break mode of its own: --sample-break-mode's
             dataset = self._blocks(lines, fmt["blocks"] or self.cfg.sample_break_mode, split)
@@ -182,10 +207,8 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         dataset, labels, reference = self._load_dataset_split(split, epoch, combine)
         static = self.cfg.masking == "static"
-        if static and split == "train":
+        if static and split == "train" and labels is None:  # NSP pairs: a draw per copy
             dataset = masking.static_copies(dataset, self.cfg.static_copies)
-            if labels is not None:
-                labels = masking.static_copies(labels, self.cfg.static_copies)
         d = self.source_dictionary
         masker = masking.StaticMaskTokensDataset if static else MaskTokensDataset
         src, tgt = masker.apply_mask(
