@@ -11,17 +11,19 @@
 #   UPDATES=32 VOCAB=1000 SST2_ROWS=64 SST2_EPOCHS=1 recipes/demo.sh   # a smoke run, under a minute
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+HERE=$PWD                                    # relative paths given are the caller's
+in_here() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$HERE/$1" ;; esac; }
+cd "$ROOT"                                   # outputs: data-bin/ and checkpoints/ here
 
-SHARED=${SHARED:-$ROOT/../shared/data}
+SHARED=$(in_here "${SHARED:-$ROOT/../shared/data}")
 BOOKS=$SHARED/gutenberg
-DATA=${DATA:-$BOOKS}                         # a directory of .txt files or one file
+DATA=$(in_here "${DATA:-$BOOKS}")            # a directory of .txt files or one file
 INCLUDE=${INCLUDE:-'pg1*.txt'}               # of the shared books: 55 of them, 23 MB
-VALID=${VALID:-$BOOKS/pg863.txt}             # a held-out book (not matched by INCLUDE)
+VALID=$(in_here "${VALID:-$BOOKS/pg863.txt}")   # a held-out book (not matched by INCLUDE)
 NAME=${NAME:-demo}
 BUDGET=${BUDGET:-cpu-minutes}                # size, vocabulary, schedule: presets.BUDGETS
 WORKERS=${WORKERS:-2}
-GLUE_DIR=${GLUE_DIR:-$SHARED/glue}
+GLUE_DIR=$(in_here "${GLUE_DIR:-$SHARED/glue}")
 SST2_ROWS=${SST2_ROWS:-4000}                 # rows of each SST-2 split (its dev set, 872 rows, stays whole)
 SST2_EPOCHS=${SST2_EPOCHS:-3}
 SST2_LR=${SST2_LR:-1e-3}                     # both arms; a tiny model takes a high LR

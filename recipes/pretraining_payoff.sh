@@ -17,13 +17,15 @@
 # Arguments go to roberta-train (its flags, then `--` and fairseq-train flags).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HERE=$PWD                                    # relative paths given are the caller's
+in_here() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$HERE/$1" ;; esac; }
 cd "$ROOT"
 
-SHARED=${SHARED:-$ROOT/../shared/data}
-CORPUS=${CORPUS:-$SHARED/gutenberg}          # text files or a directory of them
+SHARED=$(in_here "${SHARED:-$ROOT/../shared/data}")
+CORPUS=$(in_here "${CORPUS:-$SHARED/gutenberg}")   # text files or a directory of them
 INCLUDE=${INCLUDE:-'*.txt'}                  # the files read inside CORPUS directories
-GLUE_DIR=${GLUE_DIR:-$SHARED/glue}
-RUN=${RUN:-runs/payoff}
+GLUE_DIR=$(in_here "${GLUE_DIR:-$SHARED/glue}")
+RUN=$(in_here "${RUN:-$ROOT/runs/payoff}")
 BUDGET=${BUDGET:-cpu-hour}                   # presets.BUDGETS: size, vocabulary, schedule
 vocab=${VOCAB:-}                             # BPE symbols; the budget's row when unset
 settings=$(python -m roberta_cli.presets budget "$BUDGET") || exit 2   # its line said why

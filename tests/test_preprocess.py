@@ -306,6 +306,8 @@ def test_bad_inputs_are_one_line_errors(books_dir, shared_data, tmp_path):
                                      ["--shard-index 3 is outside 0..2"]),
         "held-out file also an input": ([books_dir, "--include", "*.txt", "--valid", good, *gpt2],
                                         [f"--valid {good} is also an input", "--include"]),
+        "valid and test the same file": ([books_dir / BOOKS[0], "--valid", good, "--test", good,
+                                          *gpt2], ["--valid and --test share", BOOKS[1]]),
         "more shards than documents": ([good, "--doc-boundary", "file", "--valid", books_dir / BOOKS[0],
                                         "--shards", "2", *gpt2], ["more than the 1 training"]),
         "one shard of a learned BPE": ([good, "--bpe", "bytelevel", "--shard-index", "0",
@@ -439,6 +441,7 @@ def test_learned_bpe_shards_share_it_through_bpe_from(books_dir, shared_data, tm
     out = tmp_path / "learned"
     written = binarize.preprocess([wiki], out, bpe="bytelevel", vocab_size=1000, shards=2, **common)
     assert list(written) == [out / "shard0", out / "shard1"]
+    assert bpe.ModelFiles(out).dict_txt == out / "shard0" / "dict.txt"  # the root will do
     again = binarize.preprocess([wiki], tmp_path / "again", shard_index=1, shards=2,
                                 bpe_from=bpe.ModelFiles(out / "shard0"), **common)
     assert _files(tmp_path / "again" / "shard1") == _files(out / "shard1")

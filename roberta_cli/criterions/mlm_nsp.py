@@ -9,8 +9,9 @@ loss) and the ``nsp`` head (fairseq's RobertaClassificationHead, on ``<s>``). Th
 loss is mean MLM loss + mean NSP loss (as BERT's) per batch; when an update sums several
 batches (--update-freq, several workers), fairseq divides by their masked tokens together, so
 each batch's NSP mean weighs as its share of them. The logged ``loss``/``ppl`` are the MLM part
-alone, so validation perplexity compares across input formats; ``nsp_loss`` and
-``nsp_accuracy`` (%) are logged too.
+alone; ``nsp_loss`` and ``nsp_accuracy`` (%) are logged too. Each format validates on its own
+samples, and pairs hold more ``<s>``/``</s>`` (which masking may pick, and which are easy to
+predict): compare perplexities across formats with that in mind, downstream scores directly.
 """
 import math
 

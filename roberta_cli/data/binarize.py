@@ -464,6 +464,12 @@ def plan_splits(inputs, valid=None, test=None, valid_fraction=0.0, test_fraction
                 if os.path.realpath(src.path) in trained:
                     raise UserError(f"--{name} {src.path} is also an input; move it out of the "
                                     "input directories (or narrow them with --include)")
+            if name == "test" and "valid" in plans and valid:  # nor tested on what chose the model
+                shared = {os.path.realpath(s.path) for s in plans["valid"].sources} & \
+                    {os.path.realpath(s.path) for s in plans["test"].sources}
+                if shared:
+                    raise UserError(f"--valid and --test share {sorted(shared)[0]}; give the "
+                                    "test split other text")
         elif len(chosen[name]):
             plans[name] = SplitPlan(sources, counts, chosen[name])
     return plans

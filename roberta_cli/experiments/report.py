@@ -90,6 +90,11 @@ def budget(plan, rows, run_dir):
         lines.append(f"- `{name}`: {s['updates']} updates x {s['total_batch']} sequences, "
                      f"peak LR {s['lr']:g}, {tokens / 1e6:.2f}M tokens seen, "
                      f"{wall / 60:.1f} min per seed (pretraining + fine-tuning)")
+    if plan["ablation"] == "input_format":
+        lines.append("- Each format's validation perplexity is on its own samples; the pair "
+                     "formats hold more `<s>`/`</s>`, which masking may pick and which are easy "
+                     "to predict, so their perplexity can read low: the downstream scores "
+                     "compare the formats.")
     lines.append("- This is a small-scale rerun: the paper trains BERT-base-sized models for "
                  "up to 1M updates of 256-8K sequences of 512 tokens; compare the direction of "
                  "differences, not the values.")
