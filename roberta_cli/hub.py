@@ -310,7 +310,8 @@ class RobertaHub(RobertaHubInterface):
 
     @torch.inference_mode()
     def fill_mask(self, masked_input, topk=5):
-        """Top-k fillers for each <mask>. One mask: [(filled sentence, prob, word)], fairseq's form.
+        """Top-k fillers for each <mask>. One mask: [(filled sentence, prob, word)], fairseq's form
+        (prob: the softmax over the symbols it can propose, so a little above fairseq's).
         Several masks: one such list per mask; the other masks take their top-1 word."""
         return self.fill_mask_batch([masked_input], topk)[0]
 
