@@ -235,8 +235,9 @@ class ModelFiles:
         if not self.dir.is_dir():
             raise UserError(f"--bpe-from {model_dir} is not a directory; pass the model "
                             "directory written by roberta-train (or its data-bin)")
-        if not (self.dir / "dict.txt").is_file() and (self.dir / "shard0" / "dict.txt").is_file():
-            self.dir = self.dir / "shard0"  # a sharded data-bin: its shards share these files
+        first_shard = self.dir / data_manifest.shard_name(0)
+        if not (self.dir / "dict.txt").is_file() and (first_shard / "dict.txt").is_file():
+            self.dir = first_shard  # a sharded data-bin: its shards share these files
         self.dict_txt = self.dir / "dict.txt"
         has_manifest = (self.dir / MANIFEST).is_file()
         if not self.dict_txt.is_file():
