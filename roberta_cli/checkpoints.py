@@ -68,15 +68,24 @@ def safe_globals() -> list:
     fairseq's configs, and numpy scalars and dtypes (older fairseq runs keep some in
     extra_state). Nothing whose unpickling can run code."""
     import numpy as np
+    import torch
     from omegaconf import DictConfig, ListConfig
     from omegaconf.base import ContainerMetadata, Metadata
     from omegaconf.nodes import AnyNode
+    from torch.torch_version import TorchVersion
 
     safe = [argparse.Namespace, DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode,
             typing.Any, dict, list, int, float, str, bool, collections.defaultdict]
     numpy_core = getattr(np, "_core", None) or np.core  # numpy 2 / 1
-    safe += [numpy_core.multiarray.scalar, np.dtype,
-             *(t for t in vars(np.dtypes).values() if isinstance(t, type))]
+    safe += [np.dtype, *(t for t in vars(np.dtypes).values() if isinstance(t, type))]
+    # a numpy scalar pickles as numpy.core.multiarray.scalar under numpy 1 and as
+    # numpy._core.multiarray.scalar under numpy 2: either may load under the other
+    # ((object, name) pairs: torch >= 2.6)
+    scalar = numpy_core.multiarray.scalar
+    if TorchVersion(torch.__version__) >= (2, 6):
+        safe += [(scalar, f"numpy.{core}.multiarray.scalar") for core in ("core", "_core")]
+    else:
+        safe.append(scalar)
     if "fairseq" in sys.modules:
         # rank 0 loads a checkpoint and broadcasts it to the other ranks as torch.save'd bytes in
         # which each tensor is replaced by this {index: int} record (distributed/utils.py)

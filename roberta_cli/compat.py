@@ -176,9 +176,10 @@ def _patch_gpt2_bpe():
 # nothing stops when training ends before its epoch does (--max-update): it stays blocked on a
 # full queue, or inside torch's data loading. Python kills daemon threads wherever they are at
 # exit; inside torch's C++ that aborts a run that had finished fine ("terminate called without
-# an active exception", exit -6). Here the thread checks a stop flag between
-# batches and never blocks for long on the queue; an atexit hook sets the flag and joins it.
-# Test: test_compat.py::test_prefetch_thread_stops_at_exit.
+# an active exception", exit -6). Here the thread checks its stop flag between batches and never
+# blocks for long on the queue; an atexit hook stops the threads alive then and joins them. A
+# stopped thread still ends its queue with the end sentinel, so a reader never waits forever.
+# Test: test_compat.py::test_prefetch_thread_stops_at_exit, ::test_prefetch_after_a_stop_*.
 def _patch_background_consumer():
     import atexit
     import queue
@@ -187,37 +188,49 @@ def _patch_background_consumer():
 
     from fairseq.data import iterators
 
-    stop, live = threading.Event(), weakref.WeakSet()
+    live = weakref.WeakSet()
 
-    def put(q, item):
-        while not stop.is_set():
+    def put(thread, item):
+        while not thread.rcli_stop.is_set():
             try:
-                q.put(item, timeout=0.1)
+                thread._queue.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 pass
         return False
 
+    def put_past_full(q, item):
+        with q.mutex:  # queue.Queue's own put, without waiting for room
+            q.queue.append(item)
+            q.unfinished_tasks += 1
+            q.not_empty.notify()
+
     def run(self):
+        self.rcli_stop = threading.Event()
         live.add(self)
         if self.cuda_device is not None:
             import torch
 
             torch.cuda.set_device(self.cuda_device)
+        end = iterators._sentinel
         try:
             for item in self._source:
-                if not put(self._queue, item):
-                    return
+                if not put(self, item):
+                    break
                 self.count += 1
                 if self._max_len is not None and self.count >= self._max_len:
                     break
-            put(self._queue, iterators._sentinel)
         except Exception as e:  # noqa: BLE001 (handed to the consumer, as fairseq does)
-            put(self._queue, e)
+            end = e
+        if not put(self, end):
+            put_past_full(self._queue, end)
 
     def stop_prefetch_threads(timeout=10.0):
-        stop.set()
-        for thread in list(live):
+        """Stop the prefetch threads running now; later ones run as usual."""
+        threads = list(live)
+        for thread in threads:
+            thread.rcli_stop.set()
+        for thread in threads:
             thread.join(timeout)
 
     iterators.BackgroundConsumer.run = run

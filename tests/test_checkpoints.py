@@ -1,9 +1,12 @@
 """roberta_cli.checkpoints: safe loading, the model's shape as flags, vocabulary arithmetic."""
 import argparse
 import json
+import zipfile
 
+import numpy as np
 import pytest
 import torch
+import transformers
 from omegaconf import OmegaConf
 
 from roberta_cli import checkpoints
@@ -104,13 +107,32 @@ def test_a_released_format_model_works_in_every_command(tiny_run, wiki_bin, shar
     rows = [json.loads(line) for line in (tmp_path / "more" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["tag"] == "valid"] == [2, 4]  # a fresh step count
     hub.from_pretrained(tmp_path / "more")
-    transformers = pytest.importorskip("transformers")
     run_cli("roberta-convert", "to-hf", released, tmp_path / "hf")  # its weights, upgraded
     model = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "hf").eval()
     tokens = theirs.encode(text)[None]
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=tokens).logits, theirs.model(tokens)[0],
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_numpy_scalars_load_whichever_numpy_pickled_them(tmp_path):
+    """numpy 1 pickles a scalar as numpy.core.multiarray.scalar, numpy 2 as
+    numpy._core.multiarray.scalar: a checkpoint's extra_state loads under either."""
+    torch.save({"model": {}, "extra_state": {"best": np.float64(0.5), "n": np.int64(3)}},
+               tmp_path / "here.pt")
+    names = [b"numpy.core.multiarray\nscalar", b"numpy._core.multiarray\nscalar"]
+    with zipfile.ZipFile(tmp_path / "here.pt") as here, \
+            zipfile.ZipFile(tmp_path / "other.pt", "w") as other:
+        for info in here.infolist():
+            data = here.read(info)
+            if info.filename.endswith("/data.pkl"):
+                mine = [n for n in names if n in data]
+                assert len(mine) == 1
+                data = data.replace(mine[0], names[1 - names.index(mine[0])])
+            other.writestr(info, data)
+    for name in ("here.pt", "other.pt"):
+        extra = checkpoints.read(tmp_path / name)["extra_state"]
+        assert extra == {"best": 0.5, "n": 3} and type(extra["best"]) is np.float64
 
 
 def test_unsafe_checkpoint_is_refused_by_name(tmp_path):

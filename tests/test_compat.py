@@ -204,6 +204,43 @@ def test_prefetch_thread_stops_at_exit():
     assert not thread.is_alive()
 
 
+def _within(seconds, read):
+    """``read()``'s result, from a thread given ``seconds``: a reader left waiting fails."""
+    import threading
+
+    out = []
+    thread = threading.Thread(target=lambda: out.append(read()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "the reader is still waiting for the prefetch thread"
+    return out[0]
+
+
+def test_prefetch_after_a_stop_still_reaches_the_end():
+    """The stop is for the prefetch threads alive then: an iterator made afterwards yields every
+    item, and one stopped midway still ends (after what it had queued) instead of blocking."""
+    import itertools
+    import time
+
+    from fairseq.data.iterators import BufferedIterator
+
+    class Endless:
+        def __iter__(self):
+            return itertools.count()
+
+        def __len__(self):
+            return 10 ** 9
+
+    stopped = BufferedIterator(2, Endless())
+    assert _within(5, lambda: next(stopped)) == 0
+    deadline = time.monotonic() + 5
+    while not stopped._queue.full() and time.monotonic() < deadline:  # 1 and 2 queued
+        time.sleep(0.01)
+    compat.stop_prefetch_threads(timeout=5)
+    assert _within(5, lambda: list(stopped)) == [1, 2]
+    assert _within(5, lambda: list(BufferedIterator(2, list(range(5))))) == [0, 1, 2, 3, 4]
+
+
 def test_checkpoint_broadcast_between_ranks_loads(tiny_run, tmp_path):
     """Resuming under DDP: fairseq's rank 0 sends the checkpoint to the others through
     torch.save/torch.load, with tensors swapped for _TensorPlaceholder records."""

@@ -4,6 +4,7 @@ with every weight moved by noise, so that a mapping mistake in any tensor shows 
 transformers (a test dependency) is what the exported directories are checked against.
 """
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import warnings
 
 import pytest
 import torch
+import transformers
 
 import finetune_runs as runs
 from conftest import REPO, assert_user_error, main_here, run_cli
@@ -21,7 +23,6 @@ from roberta_cli.convert.fairseq_format import to_fairseq
 from roberta_cli.errors import UserError
 
 pytestmark = pytest.mark.e2e  # every test here builds and loads real models
-transformers = pytest.importorskip("transformers")
 warnings.filterwarnings("ignore", module="transformers")
 TOL = 1e-5  # fp32, non-pad positions
 
@@ -249,7 +250,7 @@ def hf_model(shared_data, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["mlm", "cls", "reg", "preln"])
-def test_a_transformers_roberta_imports_exactly(name, hf_model, shared_data, tmp_path):
+def test_a_transformers_roberta_imports_exactly(name, hf_model, shared_data, tmp_path, caplog):
     src = hf_model[name]
     heads = name in ("cls", "reg")
     model = transformers.AutoModelForMaskedLM.from_pretrained(src) if not heads else \
@@ -258,7 +259,9 @@ def test_a_transformers_roberta_imports_exactly(name, hf_model, shared_data, tmp
     assert (src / "merges.txt").is_file() == (name == "mlm")  # the others: tokenizer.json alone
     base = model.base_model.embeddings.token_type_embeddings.weight
     assert base.abs().sum() > 0  # a non-zero token-type row, which import folds in
-    out = hf.from_hf(src, tmp_path / "ours")
+    with caplog.at_level(logging.WARNING, logger=hf.__name__):
+        out = hf.from_hf(src, tmp_path / "ours")
+    assert ("no masked-LM head" in caplog.text) == heads  # a random LM head is said, not silent
     m = hub.from_pretrained(out)
     texts = wiki_lines(shared_data, 12, min_words=5)
     tokens, mask = padded(m, texts)

@@ -2,15 +2,29 @@
 gradients, on the tiny model roberta-train pretrained and a real masked WikiText-2 batch;
 its blocked cross-entropy against torch's."""
 import copy
+from argparse import Namespace
+from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.distributed as dist
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
+from fairseq.criterions.sentence_prediction import (SentencePredictionConfig,
+                                                    SentencePredictionCriterion)
+from fairseq.data import Dictionary
+from fairseq.distributed import ModuleProxyWrapper
+from fairseq.models import ARCH_CONFIG_REGISTRY
+from fairseq.models.roberta import RobertaModel
 
 from conftest import assert_grads_close, masked_wiki_batch
 from roberta_cli import hub
-from roberta_cli.criterions.squad import window_f1
 from roberta_cli.criterions.masked_lm import RcliMaskedLmLoss, token_loss
+from roberta_cli.criterions.mlm_nsp import MlmNspLoss
+from roberta_cli.criterions.sentence_prediction import (RcliSentencePredictionConfig,
+                                                        RcliSentencePredictionCriterion)
+from roberta_cli.criterions.squad import window_f1
+from roberta_cli.errors import UserError
+from roberta_cli.tasks.pretraining import PretrainingConfig, PretrainingTask
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +117,82 @@ def test_squad_window_f1_takes_the_answer_length_and_null_threshold():
     # at most 2 tokens: the best span is shorter than the gold 5, and overlaps it
     f1 = window_f1(start, end, *gold_span, max_answer_tokens=2, null_threshold=50.0).item()
     assert 0 < f1 < 1
+
+
+def tiny_roberta(**args):
+    """A freshly initialised rcli_tiny RobertaModel over a 50-symbol dictionary (+ <mask>):
+    (model, its dictionary)."""
+    d = Dictionary()
+    for i in range(50):
+        d.add_symbol(str(i))
+    d.add_symbol("<mask>")
+    ns = Namespace(max_positions=32, tokens_per_sample=32, dropout=0.0, attention_dropout=0.0,
+                   **args)
+    ARCH_CONFIG_REGISTRY["rcli_tiny"](ns)
+    return RobertaModel.build_model(ns, SimpleNamespace(source_dictionary=d)), d
+
+
+def mlm_sample(d, nsp=False):
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(d.nspecial, len(d) - 1, (2, 12), generator=g)
+    masked = torch.zeros_like(tokens, dtype=torch.bool)
+    masked[:, 3:6] = True
+    sample = {"net_input": {"src_tokens": tokens.masked_fill(masked, len(d) - 1)},
+              "target": tokens.masked_fill(~masked, d.pad()), "ntokens": 24, "nsentences": 2}
+    if nsp:
+        sample["nsp_target"] = torch.tensor([0, 1])
+    return sample
+
+
+@pytest.mark.parametrize("criterion_class,name", [(RcliMaskedLmLoss, "rcli_masked_lm"),
+                                                  (MlmNspLoss, "rcli_mlm_nsp")])
+def test_find_unused_parameters_under_ddp_is_a_user_error(criterion_class, name, tmp_path):
+    """fairseq-train --find-unused-parameters wraps the model as here; the LM head, run after
+    the model's forward, would make DDP fail in backward ("mark a variable ready only once")."""
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    model, d = tiny_roberta()
+    model.register_classification_head("nsp", num_classes=2)
+    criterion = criterion_class(MaskedLmConfig(tpu=False), SimpleNamespace(target_dictionary=d))
+    sample = mlm_sample(d, nsp=True)
+    ddp = torch.nn.parallel.DistributedDataParallel
+    loss, _, _ = criterion(ModuleProxyWrapper(ddp(model)), sample)  # without: trains
+    loss.backward()
+    wrapped = ModuleProxyWrapper(ddp(model, find_unused_parameters=True))
+    with pytest.raises(UserError, match=f"--find-unused-parameters does not work with "
+                                        f"--criterion {name} .*; drop it"):
+        criterion(wrapped, sample)
+
+
+@pytest.mark.parametrize("input_format", ["segment-pair", "sentence-pair"])
+def test_pair_formats_need_the_nsp_criterion(input_format):
+    """build_model adds the nsp head for a pair format; a criterion that never trains it
+    would leave it without gradients, which DDP refuses at the second step."""
+    task = PretrainingTask(PretrainingConfig(input_format=input_format), Dictionary())
+    for name in ("masked_lm", "rcli_masked_lm"):
+        with pytest.raises(UserError, match=f"--input-format {input_format} trains next-sentence "
+                                            f"prediction, which --criterion {name} does not; "
+                                            "add --criterion rcli_mlm_nsp"):
+            task.build_criterion(name)
+    assert isinstance(task.build_criterion("rcli_mlm_nsp"), MlmNspLoss)
+    plain = PretrainingTask(PretrainingConfig(input_format="full-sentences"), Dictionary())
+    assert isinstance(plain.build_criterion("rcli_masked_lm"), RcliMaskedLmLoss)
+
+
+def test_sentence_prediction_regularization_is_fairseqs():
+    """--mha-reg-scale-factor and --ffn-reg-scale-factor add fairseq's L1 terms to the loss
+    and log them, as fairseq's sentence_prediction does."""
+    model, d = tiny_roberta(mha_reg_scale_factor=0.5, ffn_reg_scale_factor=0.5)
+    model.register_classification_head("sentence_classification_head", num_classes=2)
+    model.eval()
+    tokens = mlm_sample(d)["net_input"]["src_tokens"]
+    sample = {"net_input": {"src_tokens": tokens}, "target": torch.tensor([0, 1]),
+              "ntokens": tokens.numel(), "nsentences": 2}
+    task = SimpleNamespace()
+    ours, n, log = RcliSentencePredictionCriterion(RcliSentencePredictionConfig(), task)(model, sample)
+    ref, ref_n, ref_log = SentencePredictionCriterion(SentencePredictionConfig(), task)(model, sample)
+    assert n == ref_n == 2
+    assert ref.item() > 100  # the penalties dominate the two sequences' cross-entropy
+    torch.testing.assert_close(ours, ref)
+    for key in ("loss", "mha_reg_loss", "ffn_reg_loss"):
+        torch.testing.assert_close(log[key], ref_log[key].detach())

@@ -2,10 +2,15 @@
 function. A real model (the tiny one roberta-train pretrained on WikiText-2), a real padded
 batch."""
 import copy
+from argparse import Namespace
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from fairseq.data import Dictionary
+from fairseq.models import ARCH_CONFIG_REGISTRY
+from fairseq.models.roberta import RobertaModel
 from fairseq.modules.gelu import gelu as fairseq_gelu
 from conftest import assert_grads_close, masked_wiki_batch
 from roberta_cli import hub
@@ -213,3 +218,29 @@ def test_compiled_layers_compute_the_same_function_and_keep_the_keys(batch):
     with torch.no_grad():
         first, second = (compiled(inputs, masked_tokens=masked)[0] for _ in range(2))
     assert not torch.equal(first, second)
+
+
+@pytest.mark.parametrize("attention_dropout", [0.0, 0.1])
+def test_quant_noise_leaves_the_attention_weights_alone_as_fairseqs(attention_dropout):
+    """--quant-noise-pq's forward pre-hooks overwrite a projection's weights with a noised copy;
+    fairseq's attention hands the weights to F.multi_head_attention_forward, so they never run
+    there (only the feed-forward's do), and the rcli attention's neither: the same function."""
+    d = Dictionary()
+    for i in range(50):
+        d.add_symbol(str(i))
+    args = Namespace(max_positions=32, tokens_per_sample=32, dropout=0.0,
+                     attention_dropout=attention_dropout, quant_noise_pq=0.5,
+                     quant_noise_pq_block_size=8)
+    ARCH_CONFIG_REGISTRY["rcli_tiny"](args)
+    torch.manual_seed(0)
+    ours = RobertaModel.build_model(args, SimpleNamespace(source_dictionary=d)).train()
+    reference = copy.deepcopy(ours)
+    assert fast.install(ours, "rcli") == 2
+    attention = {n: p.detach().clone() for n, p in ours.named_parameters() if ".self_attn." in n}
+    tokens = torch.randint(4, len(d), (3, 16), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(2)
+    out = ours(tokens)[0]
+    assert all(torch.equal(p, attention[n]) for n, p in ours.named_parameters() if n in attention)
+    if not attention_dropout:  # the same random draws (the feed-forward's noise): same output
+        torch.manual_seed(2)
+        torch.testing.assert_close(out, reference(tokens)[0])

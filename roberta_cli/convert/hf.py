@@ -25,6 +25,7 @@ LayerNorm eps is fairseq's 1e-5 (import refuses another); RoBERTa's single token
 into the position table on import so outputs stay equal.
 """
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -43,6 +44,7 @@ MASK = "<mask>"  # after dict.txt's symbols
 CLASSIFICATION_HEAD = "sentence_classification_head"  # roberta-finetune's (fairseq's default)
 SPAN_HEAD = "squad_span_head"
 ACTIVATIONS = {"gelu": "gelu", "relu": "relu", "gelu_accurate": "gelu_new", "tanh": "tanh"}
+logger = logging.getLogger(__name__)
 MODEL_TYPES = {False: ("roberta", "Roberta", "roberta"),  # model_type, class prefix, key prefix
                True: ("roberta-prelayernorm", "RobertaPreLayerNorm", "roberta_prelayernorm")}
 
@@ -414,7 +416,9 @@ def _fairseq_weights(tensors, config, pre_ln, kind, hf_dir):
         state.update({ours: base[theirs].float().clone() for ours, theirs in W.LM_HEAD.items()})
         state[W.LM_HEAD_WEIGHT] = base.get(W.HF_DECODER[0], emb).float()[:rows].clone()
         state["encoder.lm_head.bias"] = state["encoder.lm_head.bias"][:rows].clone()
-    else:  # no LM head to keep: a fresh one, as fairseq would build (fill-mask is meaningless)
+    else:  # no LM head to keep: a fresh one, as fairseq would build
+        logger.warning("%s has no masked-LM head: the imported model gets a random one, so its "
+                       "fill_mask answers mean nothing until it is pretrained further", hf_dir)
         g = torch.Generator().manual_seed(0)
         hidden = emb.shape[1]
         state.update({"encoder.lm_head.dense.weight": torch.randn(hidden, hidden, generator=g) * 0.02,

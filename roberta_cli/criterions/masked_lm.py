@@ -17,6 +17,8 @@ from fairseq import metrics
 from fairseq.criterions import register_criterion
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 
+from roberta_cli.errors import UserError
+
 BLOCK_ELEMENTS = (2**18, 2**26)  # logits per block of rows: (CPU, CUDA)
 
 
@@ -63,9 +65,18 @@ def _blocks(tensor, vocab=None):
 
 @register_criterion("rcli_masked_lm", dataclass=MaskedLmConfig)
 class RcliMaskedLmLoss(MaskedLmLoss):
+    UNUSED_PARAMETERS = ("--find-unused-parameters does not work with --criterion rcli_masked_lm "
+                         "(its LM head runs after the model's forward); drop it, or for LayerDrop "
+                         "(which needs it) use --criterion masked_lm (fairseq's, slower)")
+
     def mlm(self, model, sample):
         """(encoder features, summed MLM loss, masked-token count, masked tokens predicted
         right at top 1) of ``sample``."""
+        # fairseq's DDP wrapper (ModuleProxyWrapper) passes DDP's attributes through; with
+        # find_unused_parameters, DDP marks the tied embedding ready in the forward and again
+        # when the LM head uses it: "Expected to mark a variable ready only once"
+        if getattr(model, "find_unused_parameters", False):
+            raise UserError(self.UNUSED_PARAMETERS)
         masked = sample["target"].ne(self.padding_idx)
         # through the model's forward: under DDP that call is what syncs the gradients
         features = model(**sample["net_input"], features_only=True)[0]

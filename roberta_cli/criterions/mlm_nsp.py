@@ -26,6 +26,10 @@ from roberta_cli.presets import NSP_HEAD
 
 @register_criterion("rcli_mlm_nsp", dataclass=MaskedLmConfig)
 class MlmNspLoss(RcliMaskedLmLoss):
+    UNUSED_PARAMETERS = ("--find-unused-parameters does not work with --criterion rcli_mlm_nsp "
+                         "(its LM and NSP heads run after the model's forward); drop it "
+                         "(LayerDrop, which needs it, cannot train with NSP on several processes)")
+
     def forward(self, model, sample, reduce=True):
         features, mlm, sample_size, correct = self.mlm(model, sample)
         nsp_logits = model.classification_heads[NSP_HEAD](features).float()

@@ -67,6 +67,16 @@ class RcliSentencePredictionCriterion(SentencePredictionCriterion):
             x, y = x.detach().double(), y.double()
             log.update(n=sample_size, sum_x=x.sum(), sum_y=y.sum(), sum_xx=(x * x).sum(),
                        sum_yy=(y * y).sum(), sum_xy=(x * y).sum())
+        # fairseq's L1 penalties on the attention and feed-forward weights, when asked for
+        args = getattr(model, "args", None)
+        if getattr(args, "mha_reg_scale_factor", 0.0) != 0.0:
+            mha_reg_loss = model._get_adaptive_head_loss()
+            loss = loss + mha_reg_loss
+            log["mha_reg_loss"] = mha_reg_loss.data
+        if getattr(args, "ffn_reg_scale_factor", 0.0) != 0.0:
+            ffn_reg_loss = model._get_adaptive_ffn_loss()
+            loss = loss + ffn_reg_loss
+            log["ffn_reg_loss"] = ffn_reg_loss.data
         log["loss"] = loss.data
         return loss, sample_size, log
 

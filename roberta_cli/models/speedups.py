@@ -133,7 +133,7 @@ def self_attention(self, query, key=None, value=None, key_padding_mask=None,
         def split(x):  # (T, B, C) -> (B*H, T, C/H), contiguous: what bmm takes without a copy
             return x.view(length, batch * heads, dim // heads).transpose(0, 1).contiguous()
 
-        q, k, v = split(self.q_proj(query)), split(self.k_proj(query)), split(self.v_proj(query))
+        q, k, v = (split(_linear(proj, query)) for proj in (self.q_proj, self.k_proj, self.v_proj))
         bias = q.new_zeros(())
         if key_padding_mask is not None:  # a B*H x 1 x T additive bias, -inf at the pads
             bias = q.new_zeros(key_padding_mask.shape).masked_fill_(key_padding_mask.bool(),
@@ -152,11 +152,17 @@ def self_attention(self, query, key=None, value=None, key_padding_mask=None,
         def split(x):  # (T, B, C) -> (B, H, T, C/H)
             return x.view(length, batch, heads, dim // heads).permute(1, 2, 0, 3)
 
-        q, k, v = split(self.q_proj(query)), split(self.k_proj(query)), split(self.v_proj(query))
+        q, k, v = (split(_linear(proj, query)) for proj in (self.q_proj, self.k_proj, self.v_proj))
         keep = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :].bool()
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
         out = out.permute(2, 0, 1, 3).reshape(length, batch, dim)
-    return self.out_proj(out), None
+    return _linear(self.out_proj, out), None
+
+
+def _linear(proj, x):
+    """``proj``'s weights applied without calling the module, as fairseq's attention hands them
+    to F.multi_head_attention_forward: --quant-noise-pq's forward pre-hooks never run there."""
+    return F.linear(x, proj.weight, proj.bias)
 
 
 def dropout(self, x, inplace=False):

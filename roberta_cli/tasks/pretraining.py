@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from fairseq import utils
+from fairseq.criterions import CRITERION_REGISTRY
 from fairseq.data import (ConcatDataset, IdDataset, MaskTokensDataset, NumelDataset,
                           NumSamplesDataset, PrependTokenDataset, RawLabelDataset,
                           RightPadDataset, SortDataset, TokenBlockDataset, data_utils)
@@ -124,6 +125,22 @@ class PretrainingTask(AutocastBf16Steps, MaskedLMTask):
         if self.format["nsp"] and NSP_HEAD not in getattr(model, "classification_heads", {}):
             model.register_classification_head(NSP_HEAD, num_classes=2)
         return model
+
+    def build_criterion(self, cfg):
+        """The criterion; a pair format needs one that trains the ``nsp`` head build_model
+        adds (fairseq builds the model first), else DDP stops at the second step on the
+        head's parameters without gradients."""
+        criterion = super().build_criterion(cfg)
+        # by registered name: the criteria import the tasks (fairseq's plugin hook), not back
+        nsp_loss = CRITERION_REGISTRY["rcli_mlm_nsp"]
+        if self.format["nsp"] and not isinstance(criterion, nsp_loss):
+            name = next((n for n, c in CRITERION_REGISTRY.items() if c is type(criterion)),
+                        type(criterion).__name__)
+            raise UserError(f"--input-format {self.cfg.input_format} trains next-sentence "
+                            f"prediction, which --criterion {name} does not; "
+                            "add --criterion rcli_mlm_nsp, or use --input-format full-sentences "
+                            "or doc-sentences")
+        return criterion
 
     def _lines(self, split, epoch, combine):
         paths = utils.split_paths(self.cfg.data)
