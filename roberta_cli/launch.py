@@ -19,6 +19,7 @@ holds the run directory's lock (one run per directory).
 torch and fairseq are imported when a run needs them, so that a command refuses bad input and
 a locked directory at once; the compat hook then registers the rcli_* names with fairseq.
 """
+import argparse
 import contextlib
 import errno
 import fcntl
@@ -59,9 +60,10 @@ def resolve_device(device):
 
 def count_devices(device, distributed_port=-1):
     """Data-parallel workers: torchrun's world size; under SLURM with ``distributed_port`` > 0
-    (the only case in which fairseq reads SLURM's variables) the job's tasks; else 1. Several
-    GPUs need one process each: fairseq would otherwise spawn processes that lose this run's
-    logs (train_log.jsonl, train.log), so that is a UserError naming the launch to use."""
+    (the only case in which fairseq reads SLURM's variables) the job's tasks; else 1. Each
+    device needs a process of its own, started by torchrun or srun: fairseq would otherwise
+    spawn the processes itself (one per GPU of the node, none on a CPU node), and those lose
+    this run's logs (train_log.jsonl, train.log). That is a UserError naming the launch to use."""
     if os.environ.get("WORLD_SIZE"):
         return int(os.environ["WORLD_SIZE"])
     step_tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS") or 1)  # srun's; a batch script is 1
@@ -78,9 +80,13 @@ def count_devices(device, distributed_port=-1):
         tasks, nodes = int(os.environ["SLURM_NTASKS"]), int(os.environ.get("SLURM_NNODES") or 0)
         per_node = os.environ.get("SLURM_NTASKS_PER_NODE")
         per_node = int(per_node) if per_node else (tasks // nodes if nodes else tasks)
-        if per_node == 1 and gpus > 1:
-            raise UserError(f"one SLURM task on a node with {gpus} GPUs; run one task per GPU "
-                            f"(sbatch --ntasks-per-node {gpus}, as recipes/pretrain.sh expects)")
+        # one task per node is fairseq's spawning case (distributed/utils.py, _infer_slurm_init)
+        if per_node == 1 and (tasks > 1 or gpus > 1):
+            per_device = gpus if gpus > 1 else "<devices per node>"
+            raise UserError(f"{tasks} SLURM task(s), one per node: fairseq would start each node's "
+                            "processes itself (one per GPU, none on a CPU node), which lose this "
+                            "run's logs; run one task per device, e.g. sbatch "
+                            f"--ntasks-per-node={per_device} (as recipes/pretrain.sh expects)")
         return tasks
     if gpus > 1:
         raise UserError(f"{gpus} GPUs and one process; start one per GPU with torchrun "
@@ -90,15 +96,13 @@ def count_devices(device, distributed_port=-1):
 
 
 def distributed_argv(distributed_port, devices) -> list:
-    """fairseq's flags of a SLURM launch (``distributed_port`` > 0), else none. The world size
-    is passed because fairseq's default is this node's GPU count, which a job with one task per
-    GPU on several nodes fails (it asserts tasks per node == world size // nodes)."""
-    if distributed_port <= 0:
+    """fairseq's flags of a SLURM launch of several tasks (``distributed_port`` > 0), else none:
+    a single task trains in this process, where fairseq's SLURM init would spawn one. The world
+    size is passed because fairseq's default is this node's GPU count, which a job with one task
+    per GPU on several nodes fails (it asserts tasks per node == world size // nodes)."""
+    if distributed_port <= 0 or devices <= 1:
         return []
-    argv = ["--distributed-port", str(distributed_port)]
-    if devices > 1:
-        argv += ["--distributed-world-size", str(devices)]
-    return argv
+    return ["--distributed-port", str(distributed_port), "--distributed-world-size", str(devices)]
 
 
 def update_freq(total_batch, per_device, devices, flags=("--total-batch-size", "--batch-size")):
@@ -141,15 +145,52 @@ def is_main_process():
 
 
 # --- the argv blocks pretraining and fine-tuning share ------------------------------------------
+# recipe_argv's flags that belong to an optimizer or an LR scheduler, not to fairseq-train
+COMPONENT_FLAGS = ("--adam-betas", "--adam-eps", "--weight-decay", "--warmup-updates",
+                   "--total-num-update")
+
+
 def recipe_argv(s) -> list:
     """Optimizer, schedule and dropout: the keys of presets.PRETRAIN / FINETUNE plus lr,
-    warmup_updates and max_update."""
-    return ["--optimizer", s["optimizer"], "--adam-betas", s["adam_betas"],
-            "--adam-eps", str(s["adam_eps"]), "--weight-decay", str(s["weight_decay"]),
-            "--clip-norm", str(s["clip_norm"]), "--lr-scheduler", s["lr_scheduler"],
-            "--lr", str(s["lr"]), "--warmup-updates", str(s["warmup_updates"]),
-            "--total-num-update", str(s["max_update"]), "--max-update", str(s["max_update"]),
-            "--dropout", str(s["dropout"]), "--attention-dropout", str(s["attention_dropout"])]
+    warmup_updates and max_update. Each of the optimizer's and the LR scheduler's own flags
+    only where s's optimizer and lr_scheduler take it (fairseq refuses it otherwise)."""
+    taken = component_flags(s["optimizer"], s["lr_scheduler"])
+    pairs = [("--optimizer", s["optimizer"]), ("--adam-betas", s["adam_betas"]),
+             ("--adam-eps", str(s["adam_eps"])), ("--weight-decay", str(s["weight_decay"])),
+             ("--clip-norm", str(s["clip_norm"])), ("--lr-scheduler", s["lr_scheduler"]),
+             ("--lr", str(s["lr"])), ("--warmup-updates", str(s["warmup_updates"])),
+             ("--total-num-update", str(s["max_update"])), ("--max-update", str(s["max_update"])),
+             ("--dropout", str(s["dropout"])), ("--attention-dropout", str(s["attention_dropout"]))]
+    return [arg for flag, value in pairs if flag not in COMPONENT_FLAGS or flag in taken
+            for arg in (flag, value)]
+
+
+def component_flags(optimizer, lr_scheduler) -> set:
+    """The flags fairseq's ``optimizer`` and ``lr_scheduler`` take; all of COMPONENT_FLAGS for
+    a name fairseq does not know (its parser then refuses the name itself)."""
+    from fairseq.optim import OPTIMIZER_REGISTRY
+    from fairseq.optim.lr_scheduler import LR_SCHEDULER_REGISTRY
+
+    flags = set()
+    for registry, name in ((OPTIMIZER_REGISTRY, optimizer), (LR_SCHEDULER_REGISTRY, lr_scheduler)):
+        if name not in registry:
+            return set(COMPONENT_FLAGS)
+        parser = argparse.ArgumentParser(add_help=False)
+        registry[name].add_args(parser)
+        flags.update(flag for action in parser._actions for flag in action.option_strings)
+    return flags
+
+
+def flag_value(argv, flag, default=None):
+    """The value fairseq's parser takes for ``flag`` from ``argv`` (the last one given: ``flag
+    VALUE`` or ``flag=VALUE``), else ``default``."""
+    value = default
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
 
 
 def run_argv(save_dir, seed, log_interval, device, valid_interval=0) -> list:

@@ -20,6 +20,7 @@ SIZES = {
     "base": dict(layers=12, hidden=768, ffn=3072, heads=12, arch="roberta_base"),  # 125M
     "large": dict(layers=24, hidden=1024, ffn=4096, heads=16, arch="roberta_large"),  # 355M
 }
+DIMS = ("layers", "hidden", "ffn", "heads")  # what tells the sizes apart
 
 # The paper's pretraining recipe (Table 9), as fairseq flags' values.
 PRETRAIN = dict(
@@ -37,6 +38,9 @@ PRETRAIN = dict(
     leave_unmasked_prob=0.1,
     random_token_prob=0.1,
 )
+# roberta-train's defaults for what its flags leave out: a size that trains on one CPU, the
+# sequences per device per step, and the paper's 500K updates (Table 9, at 8K sequences each).
+TRAIN_DEFAULTS = dict(size="tiny", batch_size=16, max_update=500000)
 
 # The paper's input formats (Table 2) as options of the rcli_mlm task (--input-format):
 # blocks = fairseq's TokenBlockDataset break mode (None: the task's --sample-break-mode, default
@@ -142,6 +146,15 @@ def size(name):
     return SIZES[name]
 
 
+def size_name(arch, dims=None):
+    """The SIZES name of a model: the row whose arch is ``arch``, else the row of ``dims``
+    (layers, hidden, ffn, heads; what a converted model spells out); None when none fits."""
+    by_arch = [name for name, row in SIZES.items() if row["arch"] == arch]
+    by_dims = [name for name, row in SIZES.items()
+               if dims and all(dims.get(k) == row[k] for k in DIMS)]
+    return (by_arch + by_dims + [None])[0]
+
+
 def budget(name):
     """The BUDGETS row for ``name``; a clear error naming the choices otherwise."""
     if name not in BUDGETS:
@@ -172,6 +185,7 @@ def _main(argv):
     for name, row in SIZES.items():
         print(f"  {name:7s} " + " ".join(f"{k}={v}" for k, v in row.items()))
     print("pretraining: " + " ".join(f"{k}={v}" for k, v in PRETRAIN.items()))
+    print("roberta-train defaults: " + " ".join(f"{k}={v}" for k, v in TRAIN_DEFAULTS.items()))
     for name, row in BUDGETS.items():
         print(f"budget {name}: " + " ".join(f"{k}={v}" for k, v in row.items()))
     print("lr by batch: " + " ".join(f"{b}:{r['lr']}/{r['warmup']}" for b, r in BATCH_LR.items()))

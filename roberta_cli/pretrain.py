@@ -15,6 +15,7 @@ directory gets the data's dict.txt, BPE files and manifest (so ``hub.from_pretra
 works offline), ``roberta_train.json`` (the settings and the exact fairseq command line),
 ``train_log.jsonl``, ``train.log`` and TensorBoard logs.
 """
+import ast
 import filecmp
 import json
 import os
@@ -33,6 +34,18 @@ RUN_SETTINGS = checkpoints.TRAIN_SETTINGS
 RESUME_SETTINGS = ("arch", "tokens_per_sample", "input_format", "masking", "total_batch_size",
                    "lr", "warmup_updates", "max_update", "budget")
 BUDGET_DEVICE_BATCH = 32  # sequences per step of a --budget run; larger batches accumulate
+# fairseq flags that roberta-train sets from its own options -> the option to use. After -- they
+# would win only in part: the LR schedule, the batch planning, the progress total, the lock
+# and roberta_train.json would still follow roberta-train's.
+OWN_FLAGS = {"--arch": "--arch (or --size)", "--save-dir": "--save-dir",
+             "--batch-size": "--batch-size", "--max-sentences": "--batch-size",
+             "--update-freq": "--total-batch-size", "--tokens-per-sample": "--tokens-per-sample",
+             "--max-update": "--max-update", "--total-num-update": "--max-update",
+             "--lr": "--lr", "--warmup-updates": "--warmup-updates",
+             "--input-format": "--input-format", "--sample-break-mode": "--sample-break-mode",
+             "--masking": "--masking", "--static-copies": "--static-copies", "--seed": "--seed",
+             "--restore-file": "--restore-file", "--continue-once": "--restore-file",
+             "--finetune-from-model": "--init-from", "--distributed-port": "--distributed-port"}
 
 
 @dataclass
@@ -59,7 +72,10 @@ class Run:
     log_interval: int
     valid_interval: int
     vocab_size: int  # token embeddings the data needs
+    # a checkpoint (absolute path) a run starts from, optimizer and schedule included, while
+    # save_dir has no checkpoint_last.pt (fairseq's --continue-once): a rerun resumes there
     restore_file: Optional[str] = None
+    stand_in: Optional[str] = None  # the whole checkpoint resumed from for a damaged checkpoint_last.pt
     init_from: Optional[str] = None  # a checkpoint whose weights start the run (nothing else)
     arch_flags: List[str] = field(default_factory=list)  # init_from's dimensions
     compile: bool = False
@@ -78,10 +94,21 @@ class Run:
         dropout = presets.budget(self.budget)["dropout"]
         return {"dropout": dropout, "attention_dropout": dropout}
 
-    def argv(self) -> List[str]:
-        """The fairseq-train command line."""
+    def resume_checkpoint(self) -> Optional[str]:
+        """The checkpoint fairseq resumes from (the stand-in, checkpoint_last.pt, else
+        restore_file), or None: a fresh start (init_from's weights, if any)."""
+        last = os.path.join(self.save_dir, checkpoints.LAST)
+        return self.stand_in or (last if os.path.isfile(last) else self.restore_file)
+
+    def argv(self, extra=()) -> List[str]:
+        """The fairseq-train command line; ``extra`` fairseq flags go last (and win). Of the
+        optimizer's and the LR scheduler's flags, only those of extra's choice of them."""
         fmt = presets.INPUT_FORMATS[self.input_format]
         p = presets.PRETRAIN
+        recipe = {**p, **self.budget_overrides(), "lr": self.lr,
+                  "warmup_updates": self.warmup_updates, "max_update": self.max_update,
+                  "optimizer": launch.flag_value(extra, "--optimizer", p["optimizer"]),
+                  "lr_scheduler": launch.flag_value(extra, "--lr-scheduler", p["lr_scheduler"])}
         argv = [self.data, "--task", "rcli_mlm", "--arch", self.arch, *self.arch_flags,
                 "--criterion", "rcli_mlm_nsp" if fmt["nsp"] else "rcli_masked_lm",
                 "--input-format", self.input_format, "--masking", self.masking,
@@ -91,9 +118,7 @@ class Run:
                 "--mask-prob", str(p["mask_prob"]),
                 "--leave-unmasked-prob", str(p["leave_unmasked_prob"]),
                 "--random-token-prob", str(p["random_token_prob"]),
-                *launch.recipe_argv({**p, **self.budget_overrides(), "lr": self.lr,
-                                     "warmup_updates": self.warmup_updates,
-                                     "max_update": self.max_update}),
+                *launch.recipe_argv(recipe),
                 "--batch-size", str(self.batch_size), "--update-freq", str(self.update_freq),
                 *launch.run_argv(self.save_dir, self.seed, self.log_interval, self.device,
                                  self.valid_interval),
@@ -102,15 +127,17 @@ class Run:
             argv += ["--validate-interval", "1000000", "--save-interval", "1000000"]
         if self.budget and presets.budget(self.budget)["pre_ln"]:
             argv += ["--encoder-normalize-before"]
-        if self.restore_file:
-            argv += ["--restore-file", self.restore_file]
+        if self.stand_in:
+            argv += ["--restore-file", self.stand_in]
+        if self.restore_file:  # fairseq's --restore-file would restart from it on every rerun
+            argv += ["--continue-once", self.restore_file]
         if self.init_from:  # fairseq: its weights, then a fresh optimizer, schedule, step count,
             # epoch and best loss; resumes from checkpoint_last.pt instead once there is one
             argv += ["--finetune-from-model", self.init_from]
         if self.compile:
             argv += ["--compile"]
         argv += launch.distributed_argv(self.distributed_port, self.devices)
-        return argv + launch.precision_flags(self.precision, self.device)[1]
+        return argv + launch.precision_flags(self.precision, self.device)[1] + list(extra)
 
 
 def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, batch_size=None,
@@ -123,10 +150,62 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
     """A checked Run; a UserError names the first problem. ``lr`` and ``warmup_updates``
     default to the paper's for the total batch size (warmup at most 10% of a short run).
     ``init_from`` (a model directory or checkpoint) gives the architecture and the starting
-    weights; ``size`` (default tiny) and ``arch`` are for runs from scratch. ``budget`` (a
-    presets.BUDGETS name) sets the defaults of a small-budget run instead of the paper's."""
+    weights; ``size`` (default presets.TRAIN_DEFAULTS') and ``arch`` are for runs from scratch.
+    ``restore_file`` starts the run from a checkpoint while save_dir has no checkpoint_last.pt.
+    ``budget`` (a presets.BUDGETS name) sets the defaults of a small-budget run instead of the
+    paper's."""
     if size and arch:
         raise UserError(f"--size {size} and --arch {arch} both name the model; pass one of them")
+    if init_from and (restore_file or size or arch):
+        given = "--restore-file" if restore_file else "--size" if size else "--arch"
+        raise UserError(f"--init-from takes the model's architecture and weights; drop {given}")
+    d = with_defaults(budget, init_from, arch, size=size, tokens_per_sample=tokens_per_sample,
+                      total_batch_size=total_batch_size, batch_size=batch_size,
+                      max_update=max_update, lr=lr, warmup_updates=warmup_updates)
+    paths = check_data_bin(data)
+    vocab_size = checkpoints.embedding_rows(os.path.join(paths[0], "dict.txt"))
+    for path in paths:  # each shard is an epoch's data on its own
+        check_input_format(path, input_format)
+    if static_copies < 1:
+        raise UserError(f"--static-copies {static_copies} must be at least 1")
+    save_dir = save_dir or default_save_dir(data)
+    stand_in, restore_file, note = resume_source(save_dir, vocab_size, restore_file)
+    arch_flags, max_positions = [], None
+    if init_from:
+        init_from, info = check_init_from(init_from, vocab_size)
+        arch, arch_flags, max_positions = info.arch, info.arch_flags, info.max_positions
+    arch = resolve_arch(d["size"] or presets.TRAIN_DEFAULTS["size"], arch)
+    tokens = d["tokens_per_sample"]
+    if tokens is None:
+        tokens = min(presets.PRETRAIN["tokens_per_sample"], max_positions or 1 << 30)
+    if max_positions and tokens > max_positions:
+        raise UserError(f"--tokens-per-sample {tokens} is more than the model's "
+                        f"{max_positions} positions; pass at most {max_positions}")
+    device = launch.resolve_device(device)
+    devices = launch.count_devices(device, distributed_port)
+    freq = launch.update_freq(d["total_batch_size"], d["batch_size"], devices)
+    precision, _ = launch.precision_flags(precision, device)
+    lr, warmup_updates = schedule(d["batch_size"] * devices * freq, size_of(arch, arch_flags),
+                                  d["max_update"], d["lr"], d["warmup_updates"])
+    run = Run(data=":".join(paths), save_dir=save_dir, arch=arch, device=device, devices=devices,
+              precision=precision, batch_size=d["batch_size"], update_freq=freq,
+              tokens_per_sample=tokens, input_format=input_format,
+              sample_break_mode=sample_break_mode, masking=masking, static_copies=static_copies,
+              max_update=d["max_update"], lr=lr, warmup_updates=warmup_updates, seed=seed,
+              log_interval=log_interval, valid_interval=valid_interval, vocab_size=vocab_size,
+              restore_file=restore_file, stand_in=stand_in,
+              # fairseq refuses --finetune-from-model beside a --restore-file
+              init_from=None if stand_in else init_from, arch_flags=arch_flags,
+              compile=compile, distributed_port=distributed_port, budget=budget)
+    run.note = "; ".join(filter(None, [note, changed_settings(run)])) or None
+    return run
+
+
+def with_defaults(budget, init_from, arch, **given) -> dict:
+    """``given`` (size, tokens_per_sample, total_batch_size, batch_size, max_update, lr,
+    warmup_updates; None: not given) with the budget's row where None, then
+    presets.TRAIN_DEFAULTS' batch size and updates. ``arch`` given: the budget's size is not."""
+    d = dict(given)
     if budget:
         if init_from:
             raise UserError("--budget trains a model from scratch; drop it with --init-from")
@@ -134,59 +213,75 @@ def plan(data, *, size=None, arch=None, save_dir=None, total_batch_size=None, ba
             b = presets.budget(budget)
         except KeyError as e:
             raise UserError(e.args[0]) from None
-        size = size or (None if arch else b["size"])
-        tokens_per_sample = tokens_per_sample or b["tokens"]
-        total_batch_size = total_batch_size or b["batch"]
-        batch_size = batch_size or min(b["batch"], BUDGET_DEVICE_BATCH)
-        max_update = max_update or b["updates"]
-        lr = lr or b["lr"]
-        if warmup_updates is None:  # a shorter run than the budget's warms up for 10% of it at most
-            warmup_updates = min(b["warmup"], max(1, max_update // 10))
-    batch_size, max_update = batch_size or 16, max_update or 500000
-    paths = check_data_bin(data)
-    vocab_size = checkpoints.embedding_rows(os.path.join(paths[0], "dict.txt"))
-    for path in paths:  # each shard is an epoch's data on its own
-        check_input_format(path, input_format)
-    if static_copies < 1:
-        raise UserError(f"--static-copies {static_copies} must be at least 1")
+        d["size"] = d["size"] or (None if arch else b["size"])
+        d["tokens_per_sample"] = d["tokens_per_sample"] or b["tokens"]
+        d["total_batch_size"] = d["total_batch_size"] or b["batch"]
+        d["batch_size"] = d["batch_size"] or min(b["batch"], BUDGET_DEVICE_BATCH)
+        d["max_update"] = d["max_update"] or b["updates"]
+        d["lr"] = d["lr"] or b["lr"]
+        if d["warmup_updates"] is None:  # a shorter run than the budget's warms up for 10% of it at most
+            d["warmup_updates"] = min(b["warmup"], max(1, d["max_update"] // 10))
+    d["batch_size"] = d["batch_size"] or presets.TRAIN_DEFAULTS["batch_size"]
+    d["max_update"] = d["max_update"] or presets.TRAIN_DEFAULTS["max_update"]
+    return d
+
+
+def resume_source(save_dir, vocab_size, restore_file=None):
+    """(a stand-in for a damaged checkpoint_last.pt or None, ``restore_file`` checked and
+    absolute, a note or None): fairseq resumes from save_dir's checkpoint_last.pt when there is
+    one, else starts from restore_file (--continue-once), so the same command again resumes."""
     if restore_file:
         check_restore_file(restore_file, vocab_size)
-    save_dir = save_dir or default_save_dir(data)
-    resume, note = None, None
-    if not restore_file:  # fairseq resumes from checkpoint_last.pt: the same checks first
-        resume, note = check_resume(save_dir, vocab_size)
-        restore_file = resume
-    arch_flags, max_positions = [], None
-    if init_from:
-        if (restore_file and not resume) or size or arch:
-            given = "--restore-file" if restore_file else "--size" if size else "--arch"
-            raise UserError(f"--init-from takes the model's architecture and weights; drop {given}")
-        init_from, info = check_init_from(init_from, vocab_size)
-        arch, arch_flags, max_positions = info.arch, info.arch_flags, info.max_positions
-    if tokens_per_sample is None:
-        tokens_per_sample = min(presets.PRETRAIN["tokens_per_sample"], max_positions or 1 << 30)
-    if max_positions and tokens_per_sample > max_positions:
-        raise UserError(f"--tokens-per-sample {tokens_per_sample} is more than the model's "
-                        f"{max_positions} positions; pass at most {max_positions}")
-    device = launch.resolve_device(device)
-    devices = launch.count_devices(device, distributed_port)
-    freq = launch.update_freq(total_batch_size, batch_size, devices)
-    precision, _ = launch.precision_flags(precision, device)
-    schedule = presets.lr_for_batch(batch_size * devices * freq, size)
+        # absolute: fairseq takes a bare "checkpoint_last.pt" for its default, save_dir's
+        restore_file = os.path.abspath(restore_file)
+    stand_in, note = check_resume(save_dir, vocab_size)
+    return stand_in, restore_file, note
+
+
+def schedule(total_batch, size_name, max_update, lr=None, warmup_updates=None) -> Tuple[float, int]:
+    """(peak LR, warmup updates): those given, else the paper's for the total batch size (and
+    the model size at 8K sequences), the warmup at most 10% of the run."""
+    row = presets.lr_for_batch(total_batch, size_name)
     if warmup_updates is None:
-        warmup_updates = min(schedule["warmup"], max(1, max_update // 10))
-    run = Run(data=":".join(paths), save_dir=save_dir,
-               arch=resolve_arch(size or "tiny", arch), device=device, devices=devices,
-               precision=precision, batch_size=batch_size, update_freq=freq,
-               tokens_per_sample=tokens_per_sample, input_format=input_format,
-               sample_break_mode=sample_break_mode, masking=masking, static_copies=static_copies,
-               max_update=max_update, lr=schedule["lr"] if lr is None else lr,
-               warmup_updates=warmup_updates, seed=seed, log_interval=log_interval,
-               valid_interval=valid_interval, vocab_size=vocab_size, restore_file=restore_file,
-               init_from=None if resume else init_from, arch_flags=arch_flags, compile=compile,
-               distributed_port=distributed_port, budget=budget, note=note)
-    run.note = "; ".join(filter(None, [note, changed_settings(run)])) or None
-    return run
+        warmup_updates = min(row["warmup"], max(1, max_update // 10))
+    return (row["lr"] if lr is None else lr), warmup_updates
+
+
+def size_of(arch, arch_flags=()) -> Optional[str]:
+    """The presets.SIZES name of a model: by its architecture, or by the dimensions an
+    --init-from model spells out in ``arch_flags``; None for another shape."""
+    flags = list(arch_flags)
+    dims = {dim: int(flags[flags.index(flag) + 1])
+            for dim, flag in zip(presets.DIMS, ("--encoder-layers", "--encoder-embed-dim",
+                                                "--encoder-ffn-embed-dim",
+                                                "--encoder-attention-heads"))
+            if flag in flags}
+    return presets.size_name(arch, dims)
+
+
+def check_passthrough(extra):
+    """No fairseq flag after -- may set what roberta-train plans from its own options, and Adam's
+    betas must be two numbers (fairseq's Adam eval()s them only once training starts)."""
+    for arg in extra:
+        flag = arg.split("=", 1)[0]
+        if flag in OWN_FLAGS:
+            raise UserError(f"{flag} after -- would override roberta-train's plan only in part "
+                            f"(the LR schedule, the batch and the progress follow its own); pass "
+                            f"roberta-train's {OWN_FLAGS[flag]} before -- instead")
+    betas = launch.flag_value(extra, "--adam-betas")
+    if betas is not None and not _is_betas(betas):
+        raise UserError(f"--adam-betas {betas} is not two numbers from 0 to 1; pass them as "
+                        f"a tuple, e.g. --adam-betas '{presets.PRETRAIN['adam_betas']}'")
+
+
+def _is_betas(text):
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return False
+    return (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                    for b in value))
 
 
 def changed_settings(run: Run) -> Optional[str]:
@@ -214,11 +309,12 @@ def changed_settings(run: Run) -> Optional[str]:
 
 def train(run: Run, extra=(), prog="roberta-train"):
     """Write the run directory's files, then train; ``extra`` fairseq flags go last (and win)."""
-    argv = run.argv() + list(extra)
+    check_passthrough(extra)
+    argv = run.argv(extra)
     args = launch.parse_fairseq_argv(argv)  # a typo after -- stops here, nothing written
     check_fairseq_flags(args)
-    start = run.restore_file or os.path.join(run.save_dir, checkpoints.LAST)
-    if os.path.isfile(start):
+    start = run.resume_checkpoint()
+    if start:
         check_same_model(start, args)
     if launch.is_main_process():
         bpe.copy_model_files(run.data.split(":")[0], run.save_dir)  # the shards share them

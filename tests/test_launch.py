@@ -75,7 +75,7 @@ def test_several_gpus_need_a_process_each(monkeypatch):
     fake_slurm(monkeypatch, 4, SLURM_NTASKS=8, SLURM_NNODES=2, SLURM_NTASKS_PER_NODE=4)
     assert launch.count_devices("cuda", distributed_port=12355) == 8  # a task per GPU
     fake_slurm(monkeypatch, 4, SLURM_NTASKS=2, SLURM_NNODES=2)  # a task per node
-    with pytest.raises(UserError, match="--ntasks-per-node 4"):
+    with pytest.raises(UserError, match="--ntasks-per-node=4"):
         launch.count_devices("cuda", distributed_port=12355)
     monkeypatch.setenv("WORLD_SIZE", "8")  # under torchrun each process takes its GPU
     assert launch.count_devices("cuda") == 8
@@ -119,9 +119,45 @@ def test_a_slurm_launch_gives_fairseq_the_jobs_world_size(monkeypatch, tmp_path)
 
 def test_distributed_argv_only_for_a_slurm_launch():
     assert launch.distributed_argv(-1, 8) == []
-    assert launch.distributed_argv(12355, 1) == ["--distributed-port", "12355"]
+    assert launch.distributed_argv(12355, 1) == []  # one task: this process trains
     assert launch.distributed_argv(12355, 8) == ["--distributed-port", "12355",
                                                  "--distributed-world-size", "8"]
+
+
+@pytest.mark.parametrize("gpus, device", [(0, "cpu"), (1, "cuda")])
+def test_one_slurm_task_per_node_on_several_nodes_is_refused(gpus, device, monkeypatch,
+                                                            tmp_path):
+    """fairseq's SLURM init takes one task per node for a node's worth of processes to spawn:
+    nodes x GPUs of them, none on CPU nodes (a run that trains nothing and exits 0), and
+    spawned ones lose this run's logs. A single task trains in its own process instead."""
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq.distributed.utils import infer_init_method
+
+    scontrol = tmp_path / "scontrol"
+    scontrol.write_text("#!/bin/sh\necho node7\necho node8\n")
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+    def fairseq_init(devices):
+        args = launch.parse_fairseq_argv(["data", "--task", "masked_lm", "--arch", "rcli_tiny",
+                                          *launch.distributed_argv(12355, devices)])
+        cfg = convert_namespace_to_omegaconf(args).distributed_training
+        infer_init_method(cfg)
+        return cfg
+
+    fake_slurm(monkeypatch, gpus, SLURM_JOB_NODELIST="node[7-8]", SLURM_NNODES=2,
+               SLURM_NODEID=1, SLURM_NTASKS=2, SLURM_NTASKS_PER_NODE=1, SLURM_PROCID=1,
+               SLURM_LOCALID=0)
+    # the trap: fairseq would spawn nodes x GPUs processes itself
+    trap = fairseq_init(2)
+    assert not trap.distributed_no_spawn and trap.distributed_world_size == 2 * gpus
+    with pytest.raises(UserError, match="one per node.*run one task per device, e.g. sbatch "
+                                        "--ntasks-per-node="):
+        launch.count_devices(device, distributed_port=12355)
+    fake_slurm(monkeypatch, gpus, SLURM_JOB_NODELIST="node7", SLURM_NNODES=1, SLURM_NODEID=0,
+               SLURM_NTASKS=1, SLURM_PROCID=0, SLURM_LOCALID=0)  # a single task
+    devices = launch.count_devices(device, distributed_port=12355)
+    assert devices == 1 and fairseq_init(devices).distributed_init_method is None
 
 
 @pytest.mark.parametrize("native, emulated, expected", [(True, True, "bf16"),

@@ -98,6 +98,23 @@ def test_pretrain_torchrun_two_cpu_processes(wiki_bin, tmp_path):
     assert_pretrained(save, 2, 8)
 
 
+def test_pretrain_passes_only_the_knobs_set(tmp_path):
+    """Knobs left empty leave roberta-train's defaults (a --budget's, an --init-from model's):
+    a roberta-train on PATH that prints its arguments shows what the recipe passes."""
+    fake = tmp_path / "bin" / "roberta-train"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:{BIN}:{os.environ['PATH']}", "LAUNCHER": "plain",
+           "DATA": tmp_path / "data", "SAVE_DIR": tmp_path / "run",
+           **{knob: "" for knob in ("SIZE", "BATCH", "TOKENS", "MAX_UPDATE", "TOTAL_BATCH", "LR")}}
+    args = ok(recipe("pretrain.sh", "--budget", "cpu-minutes", env=env)).stdout.splitlines()
+    assert args == [str(tmp_path / "data"), "--save-dir", str(tmp_path / "run"), "--budget",
+                    "cpu-minutes"]
+    args = ok(recipe("pretrain.sh", env={**env, "SIZE": "small", "MAX_UPDATE": 10})).stdout
+    assert args.splitlines()[3:] == ["--size", "small", "--max-update", "10"]
+
+
 @pytest.mark.parametrize("knob,value,words", [("NPROC", "two", ["NPROC=two", "whole number"]),
                                                ("LAUNCHER", "mpirun", ["LAUNCHER=mpirun"])])
 def test_pretrain_bad_knob(knob, value, words, tmp_path):

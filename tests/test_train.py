@@ -14,8 +14,9 @@ import torch
 from fairseq import tasks
 
 from conftest import BIN, REPO, TINY_TRAIN, assert_user_error, run_cli
-from roberta_cli import hub, pretrain
+from roberta_cli import allocator, hub, pretrain
 from roberta_cli.checkpoints import load as load_checkpoint
+from roberta_cli.cli import train as train_cli
 from roberta_cli.errors import UserError
 from roberta_cli.tasks.pretraining import PretrainingConfig
 from roberta_cli.train_log import read_jsonl
@@ -249,3 +250,29 @@ def test_training_over_shards_reads_one_per_epoch(shared_data, tmp_path):
     mixed = f"{tmp_path / 'bin/shard0'}:{tmp_path / 'other'}"
     assert_user_error(run_cli("roberta-train", mixed, "--save-dir", tmp_path / "mixed", check=False),
                       "roberta-train", "other/dict.txt differs from", "same --bpe-from")
+
+
+def test_only_the_main_process_prints_the_plan(wiki_bin, tmp_path, monkeypatch, capsys):
+    """Under torchrun every rank runs the command; the plan is printed once, by rank 0."""
+    monkeypatch.setattr(pretrain, "train", lambda *args, **kwargs: None)
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: None)
+    for var in ("WORLD_SIZE", "SLURM_PROCID"):
+        monkeypatch.delenv(var, raising=False)
+    for rank, prints in (("1", False), ("0", True)):
+        monkeypatch.setenv("RANK", rank)
+        train_cli.main([str(wiki_bin), "--save-dir", str(tmp_path / "run"), "--device", "cpu",
+                        "--precision", "fp32"])
+        assert ("sequences/update" in capsys.readouterr().err) is prints, rank
+
+
+def test_fairseq_flags_roberta_train_owns_or_cannot_use_are_one_line(wiki_bin, tmp_path):
+    """Refused before the plan is printed or a directory made: a flag roberta-train sets from
+    its own (it would win only in part), and Adam betas fairseq would fail on once started."""
+    save = tmp_path / "run"
+    for flags, words in ((["--max-update", "4"], ["--max-update after --", "roberta-train's --max-update"]),
+                         (["--adam-betas", "abc"], ["--adam-betas abc is not two numbers"])):
+        proc = run_cli("roberta-train", wiki_bin, "--save-dir", save, "--device", "cpu", "--",
+                       *flags, check=False)
+        assert_user_error(proc, "roberta-train", *words)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert not save.exists()

@@ -19,8 +19,9 @@ COMMANDS = ("train", "ablation", "report")  # `roberta-train DATA ...` means `..
 DESCRIPTION = """\
 Pretrain a RoBERTa on a data-bin made by roberta-preprocess, with the paper's recipe: Adam
 (0.9, 0.98) eps 1e-6, weight decay 0.01, no clipping, linear decay after warmup, dropout 0.1,
-15% dynamic masking; peak LR and warmup by total batch size (Table 3). Every fairseq-train
-flag after -- is passed through and wins. A run resumes from SAVE_DIR/checkpoint_last.pt.
+15% dynamic masking; peak LR and warmup by total batch size (Table 3). fairseq-train flags
+after -- are passed through and win, except those set by roberta-train's own flags (refused,
+naming the flag to use). A run resumes from SAVE_DIR/checkpoint_last.pt.
 
 The run directory gets the checkpoints, the data's dict.txt, BPE files and manifest (so
 hub.from_pretrained(SAVE_DIR) works offline), roberta_train.json (settings and the exact
@@ -55,7 +56,8 @@ def add_train_parser(commands):
     p.add_argument("data", help="a data-bin directory made by roberta-preprocess text; a sharded "
                                 "one (--shards) or a colon list a:b:c trains on one per epoch")
     p.add_argument("--size", help=f"model size preset: {', '.join(presets.SIZES)} "
-                                  "(python -m roberta_cli.presets; default: tiny)")
+                                  "(python -m roberta_cli.presets; default: "
+                                  f"{presets.TRAIN_DEFAULTS['size']}, or the budget's)")
     p.add_argument("--arch", help="a fairseq architecture name instead of --size (e.g. roberta_base)")
     p.add_argument("--budget", choices=list(presets.BUDGETS),
                    help="a small budget's settings instead of the paper's: size, sequence length, "
@@ -66,7 +68,8 @@ def add_train_parser(commands):
                    help="sequences per update over all devices; --update-freq is worked out "
                         "(default: per-device batch x devices, no accumulation)")
     p.add_argument("--batch-size", type=positive_int,
-                   help="sequences per device per step (default: 16; with --budget, up to "
+                   help="sequences per device per step (default: "
+                        f"{presets.TRAIN_DEFAULTS['batch_size']}; with --budget, up to "
                         f"{pretrain.BUDGET_DEVICE_BATCH})")
     p.add_argument("--tokens-per-sample", type=positive_int,
                    help=f"tokens per sequence (default: {presets.PRETRAIN['tokens_per_sample']} "
@@ -82,7 +85,8 @@ def add_train_parser(commands):
                         "--static-copies times, each copy masked once")
     p.add_argument("--static-copies", type=positive_int, default=presets.STATIC_COPIES)
     p.add_argument("--max-update", type=positive_int,
-                   help="updates in all (default: 500000, or the budget's)")
+                   help=f"updates in all (default: {presets.TRAIN_DEFAULTS['max_update']}, "
+                        "or the budget's)")
     p.add_argument("--lr", type=positive_float,
                    help="peak LR (default: by total batch size, Table 3)")
     p.add_argument("--warmup-updates", type=non_negative_int,
@@ -91,8 +95,11 @@ def add_train_parser(commands):
     p.add_argument("--compile", action="store_true",
                    help="torch.compile each encoder layer (a compile of tens of seconds up "
                         "front; slower than eager on CPU: benchmarks/RESULTS.md)")
-    p.add_argument("--restore-file", help="checkpoint to resume from; must exist (default: resume "
-                                          "from <save-dir>/checkpoint_last.pt when present)")
+    p.add_argument("--restore-file",
+                   help="checkpoint to start from (its weights, optimizer and step count) while "
+                        "the save directory has no checkpoint_last.pt; must exist. A run resumes "
+                        "from <save-dir>/checkpoint_last.pt when present, so the same command "
+                        "again continues the run")
     p.add_argument("--init-from", metavar="MODEL",
                    help="continue pretraining this model (a model directory, e.g. from "
                         "roberta-convert from-hf or fairseq's roberta.base, or a checkpoint): its "
@@ -111,9 +118,11 @@ def run(o, passthrough):
     save_dir = o.save_dir or pretrain.default_save_dir(o.data)
     if launch.is_main_process():  # before its lock file goes in; the other ranks would see
         pretrain.check_save_dir(save_dir)  # rank 0's first files appear
+    pretrain.check_passthrough(passthrough)
     with launch.run_dir_lock(save_dir):  # before anything reads or writes it
         plan = pretrain.plan(o.data, save_dir=save_dir, **options)
-        print_plan(plan)
+        if launch.is_main_process():
+            print_plan(plan)
         allocator.keep_freed_memory()  # this process is the trainer: reuse freed pages
         pretrain.train(plan, passthrough, prog=PROG)
 
@@ -123,6 +132,18 @@ def budget_note(name):
     row = presets.budget(name)
     return ("pre-LayerNorm, " if row["pre_ln"] else "") + f"dropout {row['dropout']:g} " \
         "(not the paper's recipe)"
+
+
+def start_words(run: pretrain.Run):
+    """Where the run starts, and where the same command again resumes from."""
+    resume = run.resume_checkpoint()
+    if resume and resume != run.restore_file:
+        given = run.restore_file or run.init_from
+        return f"resumes from {resume}" + (f" (not {given}: it starts a new run only)"
+                                           if given else "")
+    start = (f"starts from {resume}, its optimizer and step count included" if resume else
+             f"starts from the weights of {run.init_from}" if run.init_from else "starts afresh")
+    return f"{start}; the same command again resumes from its checkpoint_last.pt"
 
 
 def print_plan(run: pretrain.Run):
@@ -139,10 +160,7 @@ def print_plan(run: pretrain.Run):
              f"sequences/update, {run.max_update:,} updates, peak lr {run.lr:g} after "
              f"{run.warmup_updates:,} warmup updates"
              + (f"; budget {run.budget}: {budget_note(run.budget)}" if run.budget else ""),
-             f"run directory {run.save_dir} (train_log.jsonl, train.log); "
-             + (f"resumes from {run.restore_file}" if run.restore_file else
-                "resumes from its checkpoint_last.pt when there is one"
-                + (f", else starts from the weights of {run.init_from}" if run.init_from else ""))]
+             f"run directory {run.save_dir} (train_log.jsonl, train.log); {start_words(run)}"]
     baseline = pretrain.unigram_baseline(run.data)
     if baseline:
         lines.append("masked-token accuracy (mlm_accuracy) of the unigram baseline: "
