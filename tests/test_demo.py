@@ -1,8 +1,11 @@
 """roberta_cli.experiments.demo: held-out fill-mask sentences, and what the demo prints about a
 real pretraining run."""
+import ast
 import re
 
-from roberta_cli import pretrain
+import pytest
+
+from roberta_cli import hub, pretrain
 from roberta_cli.experiments import demo
 from roberta_cli.train_log import read_jsonl
 
@@ -31,6 +34,16 @@ def test_pretraining_report_of_a_real_run(tiny_run, wiki_bin, shared_data, capsy
     assert curve == ", ".join(f"{r['mlm_accuracy']:.1f}% after {r['step']}" for r in valid)
     ratio = float(re.search(r"the model: ([\d.]+)x", out).group(1))
     assert abs(ratio - valid[-1]["mlm_accuracy"] / share) < 0.06 and f"always {token!r}" in out
-    answers = re.findall(r"^      \[(\w+)\] -> (.+)$", out, re.M)
-    assert len(answers) == 5  # each held-out sentence: its hidden word, then three candidates
-    assert all(len(a.split(", ")) == 3 for _, a in answers)
+    # each held-out sentence, its hidden word, then the model's top 3 (word and probability)
+    lines = out[out.index("\nfill-mask on held-out"):].splitlines()[2:]
+    pairs = demo.held_out_sentences(shared_data / BOOK)
+    assert len(lines) == 2 * len(pairs) == 10
+    want = hub.from_pretrained(tiny_run).fill_mask_batch([m for m, _ in pairs], topk=3)
+    for (masked, word), shown, answer, cands in zip(pairs, lines[::2], lines[1::2], want):
+        assert shown == f"  {masked}"
+        found = re.fullmatch(r"      \[(\w+)\] -> (.+)", answer)
+        assert found and found.group(1) == word, answer
+        shown_cands = [(ast.literal_eval(w), float(p)) for w, p in re.findall(
+            r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") (\d+\.\d\d)(?:, |$)", found.group(2))]
+        assert [w for w, _ in shown_cands] == [w.strip() for _, _, w in cands], answer
+        assert [p for _, p in shown_cands] == pytest.approx([p for _, p, _ in cands], abs=0.0051)

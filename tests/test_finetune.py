@@ -299,6 +299,10 @@ def test_glue_test_predictions_for_the_server(task, tiny_run, shared_data, tmp_p
     assert len(rows) == manifest["splits"]["test"]["rows"] > 0
     assert [int(i) for i, _ in rows] == list(range(len(rows)))
     assert {label for _, label in rows} <= set(manifest["labels"])
+    # row i is the model's label of GLUE's test row i, from the raw text through the hub
+    test = tasks.read_split(task, shared_data / "glue", "test", limit=runs.ROWS)
+    assert [label for _, label in rows] == \
+        hub.from_pretrained(save / "seed1").predict_label_batch(test.texts)
     # the dev split's predictions score as results.json says
     run_cli(PROG, "predict", "--model", save / "seed1", "--data", data, "--split", "valid",
             "--out", tmp_path / "dev")
@@ -384,6 +388,12 @@ def test_ax_diagnostic_predicted_by_an_mnli_model(tiny_run, shared_data, tmp_pat
             "--out", tmp_path / "out")
     rows = [line.split("\t") for line in (tmp_path / "out" / "AX.tsv").read_text().splitlines()[1:]]
     assert len(rows) == 17 and {label for _, label in rows} <= set(nli)
+    assert [int(i) for i, _ in rows] == list(range(17))
+    # the MNLI model's labels of the diagnostic pairs, read from the raw file
+    diagnostic = tasks.read_split("AX", root, "test")
+    assert diagnostic.texts == [(b, a) for a, b in pairs[:17]]
+    assert [label for _, label in rows] == \
+        hub.from_pretrained(tmp_path / "ft" / "seed1").predict_label_batch(diagnostic.texts)
     wrong = run_cli(PROG, "predict", "--model", tiny_run, "--data", tmp_path / "AX", "--out",
                     tmp_path / "out2", check=False)
     assert_user_error(wrong, PROG, "is not a fine-tuned model")

@@ -144,9 +144,34 @@ def test_misuse_is_one_clear_error(model, tiny_run):
     assert fresh.predict_batch("probe", []).shape == (0,)
 
 
-def test_device_moves_and_eval(model):
-    moved = model.to("cpu").eval()
-    assert moved.device.type == "cpu" and not moved.model.training
+def test_device_moves_and_eval(tiny_run):
+    """train() turns dropout on everywhere (two passes differ), eval() off again (the first
+    features back, bit for bit); a dtype move changes the weights and what comes out, and
+    float() brings them back within bf16's rounding."""
+    m = hub.from_pretrained(tiny_run)  # its own: this test changes the model's state
+    tokens = m.encode("The river flows into the sea at the far end of the long valley.")
+    ref = m.extract_features(tokens).detach()
+    assert torch.equal(ref, m.extract_features(tokens).detach())
+    assert m.train() is m and all(module.training for module in m.modules())
+    torch.manual_seed(0)
+    a = m.extract_features(tokens).detach()
+    torch.manual_seed(1)
+    b = m.extract_features(tokens).detach()
+    assert not torch.allclose(a, b) and not torch.allclose(a, ref)
+    moved = m.to("cpu").eval()
+    assert moved is m and moved.device.type == "cpu"
+    assert not any(module.training for module in m.modules())
+    assert torch.equal(m.extract_features(tokens).detach(), ref)
+    m.to(torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in m.parameters())
+    low = m.extract_features(tokens).detach()
+    assert low.dtype == torch.bfloat16 and not torch.equal(low.float(), ref)
+    assert torch.nn.functional.cosine_similarity(low.float(), ref, dim=-1).min() > 0.98
+    m.float()
+    assert all(p.dtype == torch.float32 for p in m.parameters())
+    back = m.extract_features(tokens).detach()
+    assert back.dtype == torch.float32 and not torch.equal(back, ref)  # weights were rounded
+    assert torch.nn.functional.cosine_similarity(back, ref, dim=-1).min() > 0.98
 
 
 def test_too_long_input_is_a_clear_error(model):

@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 import finetune_runs as runs
 from roberta_cli import hub, metrics
@@ -37,13 +38,23 @@ def test_predict_label_gives_label_names_and_matches_evaluation(sst2, sst2_model
     assert sst2_model.predict_label_batch([]) == []
 
 
-def test_vanilla_fairseq_loads_the_finetuned_dir(sst2):
+def test_vanilla_fairseq_loads_the_finetuned_dir(sst2, sst2_model, shared_data):
+    """fairseq's own hub, one sentence at a time, gives our batched logits and labels."""
     from fairseq.models.roberta import RobertaModel
 
     m = RobertaModel.from_pretrained(str(sst2 / "seed1"), "checkpoint_best.pt", bpe="gpt2")
     m.eval()
-    pred = m.predict("sentence_classification_head", m.encode("a fine film")).argmax().item()
-    assert m.task.label_dictionary.string([pred + m.task.label_dictionary.nspecial]) in ("0", "1")
+    head = "sentence_classification_head"
+    texts = [t[0] for t in tasks.read_split("SST-2", shared_data / "glue", "valid", limit=10).texts]
+    limit = m.model.max_positions()
+    theirs = torch.cat([m.predict(head, m.encode(t)[:limit], return_logits=True).detach()
+                        for t in texts])
+    ours = sst2_model.predict_batch(head, texts, return_logits=True)
+    assert theirs.shape == ours.shape == (10, 2)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    labels = m.task.label_dictionary
+    assert [labels.string([int(i) + labels.nspecial]) for i in theirs.argmax(-1)] == \
+        sst2_model.predict_label_batch(texts)
 
 
 def test_wrong_use_is_a_clear_error(sst2_model, tiny_run):

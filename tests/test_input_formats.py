@@ -2,9 +2,12 @@
 line: DOC-SENTENCES blocks stay inside documents, tokens per update match across formats, and
 an NSP run trains, loads in the hub and fine-tunes."""
 import json
+import math
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from fairseq import tasks
 
 from conftest import assert_user_error, run_cli
@@ -131,6 +134,56 @@ def test_segment_pair_nsp_trains(nsp_run):
     assert "nsp_loss" in train[0] and "nsp_accuracy" in train[0]
     assert train[-1]["loss"] < train[0]["loss"] - 1  # the MLM loss falls
     assert train[-1]["nsp_loss"] < train[0]["nsp_loss"]
+
+
+def test_mlm_nsp_loss_is_mean_mlm_plus_mean_nsp(nsp_run, wiki_sentences_bin):
+    """rcli_mlm_nsp on a real validation batch of segment pairs, with the trained model: the
+    loss is the summed MLM cross-entropy plus the summed NSP cross-entropy times masked tokens
+    / sequences, so that fairseq's division by the masked tokens leaves mean MLM + mean NSP
+    (the gradient of the NSP head says so too); logged loss and nsp_loss are the two parts in
+    bits per masked token and per sequence."""
+    from fairseq import metrics as fairseq_metrics
+    from fairseq.criterions.masked_lm import MaskedLmConfig
+
+    from roberta_cli.criterions.mlm_nsp import MlmNspLoss
+
+    task = _task(wiki_sentences_bin, "segment-pair")
+    task.load_dataset("valid")
+    itr = task.get_batch_iterator(task.dataset("valid"), max_sentences=BATCH,
+                                  max_positions=TOKENS, seed=1).next_epoch_itr(shuffle=False)
+    sample = next(itr)
+    model = hub.from_pretrained(nsp_run).model.eval()
+    src, target, nsp_target = sample["net_input"]["src_tokens"], sample["target"], \
+        sample["nsp_target"].view(-1)
+    pad = task.source_dictionary.pad()
+    masked = target.ne(pad)
+    n = len(nsp_target)
+    assert n == len(src) and 0 < nsp_target.sum() < n and masked.sum() > n
+
+    criterion = MlmNspLoss(MaskedLmConfig(tpu=False), task)
+    loss, sample_size, log = criterion(model, sample)
+    head = model.classification_heads[presets.NSP_HEAD]
+    (loss / sample_size).backward()  # what fairseq's trainer does with the gradients
+    head_grads = [p.grad.clone() for p in head.parameters()]
+    model.zero_grad()
+
+    # by hand: fairseq's LM head on the masked positions, the nsp head on the features
+    logits = model(src, masked_tokens=masked)[0]
+    mlm = F.cross_entropy(logits.float(), target[masked], reduction="sum")
+    features = model(src, features_only=True)[0]
+    nsp = F.cross_entropy(head(features).float(), nsp_target, reduction="sum")
+    assert int(sample_size) == int(masked.sum())
+    expected = mlm + nsp * masked.sum() / n
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert float(log["loss"]) == pytest.approx(mlm.item(), rel=1e-5)
+    assert float(log["nsp_loss"]) == pytest.approx(nsp.item(), rel=1e-5)
+    for got, want in zip(head_grads, torch.autograd.grad(nsp / n, list(head.parameters()))):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+    with fairseq_metrics.aggregate() as agg:
+        MlmNspLoss.reduce_metrics([log])
+    logged = agg.get_smoothed_values()
+    assert logged["nsp_loss"] == pytest.approx(nsp.item() / n / math.log(2), abs=6e-4)
+    assert logged["loss"] == pytest.approx(mlm.item() / int(masked.sum()) / math.log(2), abs=6e-4)
 
 
 def test_nsp_checkpoint_loads_and_fine_tunes(nsp_run, shared_data, tmp_path):

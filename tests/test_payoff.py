@@ -1,8 +1,10 @@
 """recipes/pretraining_payoff.sh end to end at a toy scale (four books, 20 updates, one seed),
 and its report (roberta_cli.experiments.payoff): the table, the curve, finished stages skipped."""
+import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +45,15 @@ def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, 
     assert "SST-2 (200 rows) dev accuracy" in rows[0]
     scores = payoff.results(run)["SST-2-200rows"]
     assert sorted(scores) == [0, 10, 20] and all(40 <= s[0] <= 100 for s in scores.values())
+    # each point fine-tuned from the checkpoint it names (point 0: from scratch)
+    kept = {p: run / "pretrained" / f"checkpoint_1_{p}.pt" for p in (10, 20)}
+    for point in (0, 10, 20):
+        seed_dir = run / "ft" / f"SST-2-200rows-{point}" / "seed1"
+        argv = json.loads((seed_dir / "roberta_finetune.json").read_text())["fairseq_argv"]
+        if point == 0:
+            assert "--restore-file" not in argv and "--reset-optimizer" not in argv
+        else:
+            assert Path(argv[argv.index("--restore-file") + 1]).resolve() == kept[point].resolve()
     assert f"{scores[20][0]:.1f} ({scores[20][0]:.1f})" in rows[-1]
     probed = payoff.probes(run)["SST-2-200rows"]
     assert sorted(probed) == [0, 10, 20] and all(0 <= a <= 100 for a in probed.values())

@@ -52,7 +52,46 @@ def test_finetune_lowers_the_loss(squad_run, squad_data):
     assert abs(train[0] - uniform) < 0.3 * uniform, (train, uniform)
     assert train[-1] < 0.8 * train[0], train
     assert valid[-1]["loss"] < 0.6 * uniform, (valid, uniform)
-    assert 0 <= valid[-1]["f1"] <= 100  # the checkpoint metric the criterion logs
+
+
+def _window_f1(start, end, t_start, t_end, max_answer, null_threshold):
+    """One window's score as rcli_squad's docstring defines it, by brute force: the best span
+    (1 <= s <= e < s + max_answer, both allowed) against the target, 0 meaning no answer."""
+    allowed = np.isfinite(start)
+    best, span = -np.inf, None
+    for s in range(1, len(start)):
+        for e in range(s, min(s + max_answer, len(end))):
+            if allowed[s] and allowed[e] and start[s] + end[e] > best:
+                best, span = start[s] + end[e], (s, e)
+    pred_null = span is None or start[0] + end[0] - best > null_threshold
+    if pred_null or t_start == 0:
+        return float(pred_null and t_start == 0)
+    overlap = max(0, min(span[1], t_end) - max(span[0], t_start) + 1)
+    if not overlap:
+        return 0.0
+    precision, recall = overlap / (span[1] - span[0] + 1), overlap / (t_end - t_start + 1)
+    return 2 * precision * recall / (precision + recall)
+
+
+def test_logged_valid_f1_is_the_checkpoints_window_f1(squad_run, squad_data):
+    """The checkpoint metric the criterion logs (valid f1, the run's one validation, whose
+    model checkpoint_best.pt is) recomputed window by window from that checkpoint."""
+    from fairseq.data import data_utils
+
+    run, _ = squad_run
+    logged = [r for r in read_jsonl(run / "train_log.jsonl") if r["tag"] == "valid"][-1]["f1"]
+    m = hub.from_pretrained(str(run))
+    windows = sq.read_windows(squad_data, "valid")
+    tokens = data_utils.load_indexed_dataset(str(squad_data / "input0" / "valid"), None)
+    assert len(tokens) == len(windows["start"]) > 80
+    logits = qa.window_logits(m.model, [tokens[i] for i in range(len(tokens))],
+                              windows["ctx_offset"], windows["ctx_len"],
+                              m.task.source_dictionary.pad())
+    cfg = m.task.cfg
+    f1 = [_window_f1(start, end, int(ts), int(te), cfg.squad_max_answer_tokens,
+                     cfg.squad_null_threshold)
+          for (start, end), ts, te in zip(logits, windows["start"], windows["end"])]
+    assert logged == pytest.approx(100 * np.mean(f1), abs=0.006), (logged, 100 * np.mean(f1))
 
 
 def test_checkpoint_holds_the_span_head(squad_run):
