@@ -362,12 +362,8 @@ OWN_FLAGS = {"--lr": "--lr", "--max-update": "--max-update (or --epochs)",
 
 def check_fairseq_flags(passthrough):
     """No flag after -- may override what roberta-finetune plans from its own options."""
-    for arg in passthrough:
-        flag = arg.split("=", 1)[0]
-        if flag in OWN_FLAGS:
-            raise UserError(f"{flag} after -- would override roberta-finetune's plan (the LR "
-                            f"schedule and warmup follow it); pass roberta-finetune's "
-                            f"{OWN_FLAGS[flag]} before -- instead")
+    launch.refuse_owned_flags(passthrough, OWN_FLAGS, "roberta-finetune",
+                              "the LR schedule and warmup follow its own")
 
 
 def fairseq_argv(data_dir, save_dir, seed, manifest, settings, model: Pretrained, *,

@@ -193,6 +193,17 @@ def flag_value(argv, flag, default=None):
     return value
 
 
+def refuse_owned_flags(extra, owned, prog, follows):
+    """A UserError for the first fairseq flag after -- (``extra``) that ``prog`` sets from its
+    own options (``owned``: flag -> the option to use): it would win only in part, since
+    ``follows`` (what the plan derives from the option) would still follow prog's value."""
+    for arg in extra:
+        flag = arg.split("=", 1)[0]
+        if flag in owned:
+            raise UserError(f"{flag} after -- would override {prog}'s plan only in part "
+                            f"({follows}); pass {prog}'s {owned[flag]} before -- instead")
+
+
 def run_argv(save_dir, seed, log_interval, device, valid_interval=0) -> list:
     """Where a run writes, how often it logs and validates, and on which device."""
     argv = ["--save-dir", str(save_dir), "--seed", str(seed),

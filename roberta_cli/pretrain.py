@@ -262,12 +262,8 @@ def size_of(arch, arch_flags=()) -> Optional[str]:
 def check_passthrough(extra):
     """No fairseq flag after -- may set what roberta-train plans from its own options, and Adam's
     betas must be two numbers (fairseq's Adam eval()s them only once training starts)."""
-    for arg in extra:
-        flag = arg.split("=", 1)[0]
-        if flag in OWN_FLAGS:
-            raise UserError(f"{flag} after -- would override roberta-train's plan only in part "
-                            f"(the LR schedule, the batch and the progress follow its own); pass "
-                            f"roberta-train's {OWN_FLAGS[flag]} before -- instead")
+    launch.refuse_owned_flags(extra, OWN_FLAGS, "roberta-train",
+                              "the LR schedule, the batch and the progress follow its own")
     betas = launch.flag_value(extra, "--adam-betas")
     if betas is not None and not _is_betas(betas):
         raise UserError(f"--adam-betas {betas} is not two numbers from 0 to 1; pass them as "
