@@ -32,6 +32,17 @@ def _data_root():
     return Path(os.environ.get("ROBERTA_CLI_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture
+def process_group(tmp_path):
+    """A one-process gloo group, as DDP needs, destroyed after the test: one left behind would
+    make every later test's process rank 0 of it, whatever its RANK says."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    yield dist.group.WORLD
+    dist.destroy_process_group()
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     root = _data_root()

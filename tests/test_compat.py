@@ -106,14 +106,6 @@ def test_fairseq_checkpoint_loading_stays_weights_only(tmp_path):
         cu.load_checkpoint_to_cpu(str(path))
 
 
-def _ddp_process_group(tmp_path):
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
-    return dist.group.WORLD
-
-
 def _tiny_roberta():
     from fairseq.models.roberta import RobertaModel
     from argparse import Namespace
@@ -134,10 +126,10 @@ def _tiny_roberta():
 
 
 @pytest.mark.e2e
-def test_ddp_wrapper_on_cpu_module(tmp_path):
+def test_ddp_wrapper_on_cpu_module(process_group):
     import fairseq.models.distributed_fairseq_model as dfm
 
-    model, group = _tiny_roberta(), _ddp_process_group(tmp_path)
+    model, group = _tiny_roberta(), process_group
     with pytest.raises(ValueError, match="device_ids"):  # torch's own class, as fairseq calls it
         torch.nn.parallel.DistributedDataParallel(model, device_ids=[0], output_device=0, process_group=group)
     wrapped = dfm.DistributedDataParallel(model, device_ids=[0], output_device=0, process_group=group)
@@ -148,8 +140,8 @@ def test_ddp_wrapper_on_cpu_module(tmp_path):
         wrapped(x)[0].sum().backward()
 
 
-def test_ddp_without_ignoring_better_transformer_copies_fails(tmp_path):
-    model, group = _tiny_roberta(), _ddp_process_group(tmp_path)
+def test_ddp_without_ignoring_better_transformer_copies_fails(process_group):
+    model, group = _tiny_roberta(), process_group
     plain = torch.nn.parallel.DistributedDataParallel(model, process_group=group)
     x = torch.randint(4, 50, (2, 10))
     plain(x)[0].sum().backward()
@@ -241,7 +233,7 @@ def test_prefetch_after_a_stop_still_reaches_the_end():
     assert _within(5, lambda: list(BufferedIterator(2, list(range(5))))) == [0, 1, 2, 3, 4]
 
 
-def test_checkpoint_broadcast_between_ranks_loads(tiny_run, tmp_path):
+def test_checkpoint_broadcast_between_ranks_loads(tiny_run, tmp_path, process_group):
     """Resuming under DDP: fairseq's rank 0 sends the checkpoint to the others through
     torch.save/torch.load, with tensors swapped for _TensorPlaceholder records."""
     import io
@@ -249,7 +241,7 @@ def test_checkpoint_broadcast_between_ranks_loads(tiny_run, tmp_path):
     from fairseq.distributed import utils as dist_utils
 
     state = checkpoints.load(tiny_run / "checkpoint_last.pt")
-    group = _ddp_process_group(tmp_path)
+    group = process_group
     # what _broadcast_object_slow sends: torch.save of the object with tensors split out
     tensors = []
     obj = dist_utils._split_tensors_from_obj(state, tensors)

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import torch.distributed as dist
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 from fairseq.criterions.sentence_prediction import (SentencePredictionConfig,
                                                     SentencePredictionCriterion)
@@ -146,11 +145,10 @@ def mlm_sample(d, nsp=False):
 
 @pytest.mark.parametrize("criterion_class,name", [(RcliMaskedLmLoss, "rcli_masked_lm"),
                                                   (MlmNspLoss, "rcli_mlm_nsp")])
-def test_find_unused_parameters_under_ddp_is_a_user_error(criterion_class, name, tmp_path):
+def test_find_unused_parameters_under_ddp_is_a_user_error(criterion_class, name,
+                                                          process_group):
     """fairseq-train --find-unused-parameters wraps the model as here; the LM head, run after
     the model's forward, would make DDP fail in backward ("mark a variable ready only once")."""
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
     model, d = tiny_roberta()
     model.register_classification_head("nsp", num_classes=2)
     criterion = criterion_class(MaskedLmConfig(tpu=False), SimpleNamespace(target_dictionary=d))

@@ -172,19 +172,20 @@ def test_disk_full_during_a_save_is_one_line_and_the_rerun_resumes(wiki_bin, tmp
 @pytest.mark.e2e
 def test_a_second_run_on_a_directory_is_refused_until_the_first_is_killed(wiki_bin, tmp_path):
     save = tmp_path / "run"
-    args = [str(wiki_bin), *TRAIN, "--save-dir", str(save), "--", "--max-valid-steps", "1"]
-    first = subprocess.Popen([str(BIN / "roberta-train"), *args, "--max-update", "100000"],
+    args = [str(wiki_bin), *TRAIN, "--save-dir", str(save)]
+    fairseq = ["--", "--max-valid-steps", "1"]
+    first = subprocess.Popen([str(BIN / "roberta-train"), *args, "--max-update", "100000", *fairseq],
                              stderr=subprocess.PIPE, text=True)
     while "update " not in first.stderr.readline():  # it holds the directory and trains
         assert first.poll() is None
     started = time.monotonic()
-    second = run_cli("roberta-train", *args, "--max-update", "4", check=False)
+    second = run_cli("roberta-train", *args, "--max-update", "4", *fairseq, check=False)
     seconds = time.monotonic() - started
     assert_user_error(second, "roberta-train", f"in use by another run (pid {first.pid})")
     assert seconds < 1.0, seconds
     first.kill()
     first.wait()
-    third = run_cli("roberta-train", *args, "--max-update", "4")  # the lock died with it
+    third = run_cli("roberta-train", *args, "--max-update", "4", *fairseq)  # the lock died with it
     assert "in use" not in third.stderr
 
 
