@@ -33,6 +33,9 @@ RUN_SETTINGS = checkpoints.TRAIN_SETTINGS
 # settings whose change on resuming changes the run (fairseq takes the new ones, schedule too)
 RESUME_SETTINGS = ("arch", "tokens_per_sample", "input_format", "masking", "total_batch_size",
                    "lr", "warmup_updates", "max_update", "budget")
+# presets.DIMS -> the fairseq flag that sets it
+DIM_FLAGS = dict(zip(presets.DIMS, (checkpoints.ARCH_FLAGS[key] for key in (
+    "encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads"))))
 BUDGET_DEVICE_BATCH = 32  # sequences per step of a --budget run; larger batches accumulate
 # fairseq flags that roberta-train sets from its own options -> the option to use. After -- they
 # would win only in part: the LR schedule, the batch planning, the progress total, the lock
@@ -247,16 +250,18 @@ def schedule(total_batch, size_name, max_update, lr=None, warmup_updates=None) -
     return (row["lr"] if lr is None else lr), warmup_updates
 
 
+def flag_dims(arch_flags) -> dict:
+    """{presets.DIMS name: value} of the dimensions ``arch_flags`` (an --init-from model's)
+    spell out."""
+    flags = list(arch_flags)
+    return {dim: int(flags[flags.index(flag) + 1]) for dim, flag in DIM_FLAGS.items()
+            if flag in flags}
+
+
 def size_of(arch, arch_flags=()) -> Optional[str]:
     """The presets.SIZES name of a model: by its architecture, or by the dimensions an
     --init-from model spells out in ``arch_flags``; None for another shape."""
-    flags = list(arch_flags)
-    dims = {dim: int(flags[flags.index(flag) + 1])
-            for dim, flag in zip(presets.DIMS, ("--encoder-layers", "--encoder-embed-dim",
-                                                "--encoder-ffn-embed-dim",
-                                                "--encoder-attention-heads"))
-            if flag in flags}
-    return presets.size_name(arch, dims)
+    return presets.size_name(arch, flag_dims(arch_flags))
 
 
 def check_passthrough(extra):
@@ -424,12 +429,13 @@ def check_resume(save_dir, vocab_size):
 
 
 def check_fairseq_flags(args):
-    """fairseq flags after -- that our criteria cannot honour: one UserError, before training."""
-    if args.find_unused_parameters and args.criterion in ("rcli_masked_lm", "rcli_mlm_nsp"):
-        # DDP would see the tied embedding used twice: the LM head runs after the model's forward
-        raise UserError(f"--find-unused-parameters does not work with {args.criterion} (its LM "
-                        "head runs outside the model's forward); drop it, or add --criterion "
-                        "masked_lm (fairseq's, slower)")
+    """fairseq flags after -- that the chosen criterion cannot honour: its own UserError, before
+    training rather than at the first step."""
+    from fairseq.criterions import CRITERION_REGISTRY  # loaded: ``args`` came from its parser
+
+    refusal = getattr(CRITERION_REGISTRY.get(args.criterion), "UNUSED_PARAMETERS", None)
+    if args.find_unused_parameters and refusal:
+        raise UserError(refusal)
 
 
 def check_same_model(path, args):

@@ -1,4 +1,5 @@
 """Each fairseq 0.12.2 workaround in roberta_cli.compat, shown failing without its patch."""
+import itertools
 import logging
 import pickle
 import subprocess
@@ -172,20 +173,22 @@ def test_pth_hook_file_is_what_setup_installs():
     assert (Path(SITE) / "roberta_cli_compat.pth").is_file(), "install with `make install`"
 
 
+class Endless:
+    """A dataset that never ends: its prefetch thread always has more to queue."""
+
+    def __iter__(self):
+        return itertools.count()
+
+    def __len__(self):
+        return 10 ** 9
+
+
 def test_prefetch_thread_stops_at_exit():
     """fairseq's prefetch thread blocks forever on a full queue once training stops reading;
     the exit hook stops it (without the patch, the thread is still alive afterwards)."""
-    import itertools
     import time
 
     from fairseq.data.iterators import BufferedIterator
-
-    class Endless:
-        def __iter__(self):
-            return itertools.count()
-
-        def __len__(self):
-            return 10 ** 9
 
     it = BufferedIterator(2, Endless())
     assert next(it) == 0
@@ -211,17 +214,9 @@ def _within(seconds, read):
 def test_prefetch_after_a_stop_still_reaches_the_end():
     """The stop is for the prefetch threads alive then: an iterator made afterwards yields every
     item, and one stopped midway still ends (after what it had queued) instead of blocking."""
-    import itertools
     import time
 
     from fairseq.data.iterators import BufferedIterator
-
-    class Endless:
-        def __iter__(self):
-            return itertools.count()
-
-        def __len__(self):
-            return 10 ** 9
 
     stopped = BufferedIterator(2, Endless())
     assert _within(5, lambda: next(stopped)) == 0

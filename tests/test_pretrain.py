@@ -68,7 +68,7 @@ def test_a_slurm_launch_counts_the_job_and_passes_its_world_size(wiki_bin, monke
 def test_fairseq_flags_our_criteria_cannot_honour_are_refused(wiki_bin):
     run = pretrain.plan(str(wiki_bin), size="tiny", device="cpu", precision="fp32")
     args = launch.parse_fairseq_argv(run.argv() + ["--find-unused-parameters"])
-    with pytest.raises(UserError, match="--find-unused-parameters does not work with rcli_masked_lm"):
+    with pytest.raises(UserError, match="--find-unused-parameters does not work with --criterion rcli_masked_lm"):
         pretrain.check_fairseq_flags(args)
     pretrain.check_fairseq_flags(launch.parse_fairseq_argv(
         run.argv() + ["--find-unused-parameters", "--criterion", "masked_lm"]))

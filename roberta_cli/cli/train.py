@@ -147,12 +147,10 @@ def start_words(run: pretrain.Run):
 
 
 def print_plan(run: pretrain.Run):
-    flags = run.arch_flags
-    shape = {k: flags[flags.index(f) + 1] for k, f in (("layers", "--encoder-layers"),
-                                                        ("hidden", "--encoder-embed-dim"))
-             if f in flags}
-    row = next((row for row in presets.SIZES.values() if row["arch"] == run.arch), shape)
-    size = f" ({row['layers']} layers, hidden {row['hidden']})" if len(row) > 1 else ""
+    name = pretrain.size_of(run.arch, run.arch_flags)
+    dims = presets.size(name) if name else pretrain.flag_dims(run.arch_flags)
+    size = (f" ({dims['layers']} layers, hidden {dims['hidden']})"
+            if {"layers", "hidden"} <= dims.keys() else "")
     lines = [f"{run.arch}{size} on {run.devices} {run.device} device(s), {run.precision}",
              f"data {run.data}: {run.input_format}, {run.tokens_per_sample} tokens per sequence, "
              f"{run.masking} masking",
