@@ -3,8 +3,9 @@
 # shared books, keep a checkpoint at each of POINTS, fine-tune each (and the same architecture
 # from random initialization) on SST-2 with SST2_ROWS labelled rows and on MRPC, SEEDS seeds
 # each, probe each model's frozen features with a logistic regression, then write RUN/payoff.md
-# (medians, seed ranges, probe accuracies, wall time of each stage) and RUN/payoff.png (dev
-# score against tokens seen). Finished stages are skipped when run again.
+# (medians, seed ranges, probe accuracies, what the labelled rows alone give, wall time of each
+# stage) and RUN/payoff.png (dev score against tokens seen). Finished stages are skipped when run
+# again.
 #
 #   recipes/pretraining_payoff.sh                             # ~2 hours on 2 CPU cores
 #   SEEDS=1 POINTS="1000 4000" TASKS=SST-2 recipes/pretraining_payoff.sh
@@ -117,11 +118,13 @@ finetune() {  # finetune TASK NAME POINT: the task's data in RUN/NAME, runs in R
     --data "$RUN/$name" --save-dir "$RUN/ft/$name-$point" --seeds "$SEEDS" --epochs "$FT_EPOCHS" \
     --lr "$FT_LR" ${scratch[@]+"${scratch[@]}"}
 }
-probe() {  # probe NAME POINT: a logistic regression on the frozen features, RUN/probe/NAME-POINT.json
-  local name=$1 point=$2 random=()
-  [ "$point" = 0 ] && random=(--random)
-  python -m roberta_cli.experiments.probe "$(model_at "$point")" "$RUN/$name" ${random[@]+"${random[@]}"} \
-    --json "$RUN/probe/$name-$point.json"
+probe() {  # probe NAME POINT: a logistic regression on the frozen features, RUN/probe/NAME-POINT.json;
+  # POINT bow: on a bag of tokens (no model), RUN/probe/NAME-bow.json
+  local name=$1 point=$2 what=()
+  [ "$point" = 0 ] && what=(--random)
+  [ "$point" = bow ] && what=(--bag-of-tokens)
+  python -m roberta_cli.experiments.probe "$(model_at "${point/bow/0}")" "$RUN/$name" \
+    ${what[@]+"${what[@]}"} --json "$RUN/probe/$name-$point.json"
 }
 mkdir -p "$RUN/ft" "$RUN/probe"
 for task in $TASKS; do
@@ -130,6 +133,7 @@ for task in $TASKS; do
   limit=(); [ "$rows" != 0 ] && limit=(--limit "$rows")
   stage "data-$name" roberta-preprocess glue --task "$task" --glue-dir "$GLUE_DIR" \
     --bpe-from "$RUN/bin" --destdir "$RUN/$name" ${limit[@]+"${limit[@]}"} --force --quiet
+  stage "probe-$name-bow" probe "$name" bow
   for point in 0 $POINTS; do
     stage "probe-$name-$point" probe "$name" "$point"
     stage "finetune-$name-$point" finetune "$task" "$name" "$point"

@@ -32,7 +32,7 @@ def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, 
     proc = subprocess.run(recipe, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     stages = [line.split("\t")[0] for line in (run / "stage_seconds.tsv").read_text().splitlines()]
-    assert stages == ["preprocess", "pretrain", "data-SST-2-200rows"] + [
+    assert stages == ["preprocess", "pretrain", "data-SST-2-200rows", "probe-SST-2-200rows-bow"] + [
         f"{stage}-SST-2-200rows-{point}" for point in (0, 10, 20) for stage in ("probe", "finetune")]
     assert 1000 < len((run / "bin" / "dict.txt").read_text().splitlines()) <= 2000
     assert sorted(p.name for p in (run / "pretrained").glob("checkpoint_*_*.pt")) == \
@@ -58,6 +58,10 @@ def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, 
     probed = payoff.probes(run)["SST-2-200rows"]
     assert sorted(probed) == [0, 10, 20] and all(0 <= a <= 100 for a in probed.values())
     assert "probe of frozen features" in rows[0] and rows[-1].endswith(f"| {probed[20]:.1f} |")
+    floor = json.loads((run / "probe" / "SST-2-200rows-bow.json").read_text())["accuracy"]
+    assert payoff.bags(run) == {"SST-2-200rows": floor}
+    report = (run / "payoff.md").read_text()
+    assert f"no model): SST-2 (200 rows) dev accuracy {floor:.1f}" in report
     assert (run / "payoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pretrained = sorted((p.name, p.stat().st_mtime_ns) for p in (run / "pretrained").iterdir())
     again = subprocess.run(recipe, env=env, capture_output=True, text=True, timeout=300)
@@ -65,7 +69,7 @@ def test_recipe_pretrains_fine_tunes_both_arms_and_reports_a_curve(shared_data, 
     # nothing run again: the pretraining run untouched, no stage recorded twice
     assert sorted((p.name, p.stat().st_mtime_ns) for p in (run / "pretrained").iterdir()) == \
         pretrained
-    assert (run / "stage_seconds.tsv").read_text().count("\n") == 9
+    assert (run / "stage_seconds.tsv").read_text().count("\n") == 10
 
 
 @pytest.mark.parametrize("points", ["10 30", "0 10", "ten"])

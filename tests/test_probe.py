@@ -53,9 +53,34 @@ def test_probe_of_a_real_model_and_of_random_weights(tiny_run, shared_data, tmp_
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith(f"probe {tiny_run} (random weights): dev accuracy "
                                   f"{random['accuracy']:.1f}")
+    # no model: a regression on which symbols each row holds, those of no train row left out
+    bag = probe.probe(str(tiny_run), data, bag=True)
+    x_train, x_valid = probe.bag_of_tokens(m, train.texts), probe.bag_of_tokens(m, valid.texts)
+    seen = x_train.any(0)
+    assert 0 < seen.sum() < x_train.shape[1]
+    predict = probe.fit(x_train[:, seen], torch.tensor([labels.index(y) for y in train.labels]), 2)
+    predicted = predict(x_valid[:, seen]).tolist()
+    assert bag["accuracy"] == pytest.approx(
+        100 * sum(labels[p] == y for p, y in zip(predicted, valid.labels)) / 200)
+    proc = subprocess.run([sys.executable, "-m", "roberta_cli.experiments.probe", str(tiny_run),
+                           str(data), "--bag-of-tokens", "--random"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
     regression = glue_data("STS-B", 32, tiny_run, shared_data, tmp_path_factory)
     with pytest.raises(UserError, match="needs a classification task"):
         probe.probe(str(tiny_run), regression)
+
+
+def test_a_bag_of_tokens_marks_the_symbols_each_row_holds(tiny_run):
+    m = probe.load(str(tiny_run))
+    rows = [("A gorgeous, funny and moving film.",), ("Dull and lifeless.", "Far too long.")]
+    x = probe.bag_of_tokens(m, rows)
+    assert x.shape == (2, len(m.task.source_dictionary))
+    single, pair = m.encode("A gorgeous, funny and moving film."), \
+        m.encode("Dull and lifeless.", "Far too long.")
+    assert x[0].nonzero().flatten().tolist() == sorted(set(single.tolist()))
+    assert x[1].nonzero().flatten().tolist() == sorted(set(pair.tolist()))  # both texts
+    assert set(x.unique().tolist()) == {0.0, 1.0}
 
 
 def test_random_weights_share_nothing_with_the_checkpoint(tiny_run):

@@ -1,8 +1,10 @@
 """The report of recipes/pretraining_payoff.sh: for each fine-tuning set (a task, with a row
 limit or all rows), the dev score (median and range over seeds) of fine-tuning from random
 initialization (point 0) and from each pretraining checkpoint, and the dev accuracy of a linear
-probe of each model's frozen features, against the pretraining tokens seen; RUN/payoff.md and
-RUN/payoff.png. It reports every RUN/ft/NAME-POINT/results.json and RUN/probe/NAME-POINT.json.
+probe of each model's frozen features, against the pretraining tokens seen, and what the
+labelled rows alone give (the same regression on a bag of tokens); RUN/payoff.md and
+RUN/payoff.png. It reports every RUN/ft/NAME-POINT/results.json, RUN/probe/NAME-POINT.json and
+RUN/probe/NAME-bow.json.
 
     python -m roberta_cli.experiments.payoff runs/payoff
 """
@@ -43,6 +45,14 @@ def probes(run):
     """{name: {point: probe dev accuracy}} of every RUN/probe/NAME-POINT.json."""
     return _collect(sorted(Path(run, "probe").glob("*.json")), lambda p: p.stem,
                     lambda r, task: r["accuracy"])
+
+
+def bags(run):
+    """{name: dev accuracy} of every RUN/probe/NAME-bow.json: the regression on a bag of tokens."""
+    found = {p.stem[: -len("-bow")]: json.loads(p.read_text())["accuracy"]
+             for p in sorted(Path(run, "probe").glob("*-bow.json"))}
+    return {name: accuracy for name, accuracy in found.items()
+            if RUN_NAME.match(f"{name}-0")["task"] in TASKS}
 
 
 def header(name, metric=None):
@@ -101,14 +111,21 @@ def table(run):
         cells += [f"{by[point]:.1f}" if point in by else "-" for by in probed.values()]
         name = "0 (random init)" if not point else f"{point:,}"
         lines.append(f"| {name} | {tokens[point] / 1e6:.1f}M | {acc} | " + " | ".join(cells) + " |")
+    floor = bags(run)
+    if floor:
+        lines += ["", "the labelled rows alone (a logistic regression on which tokens a row holds, "
+                  "no model): " + ", ".join(f"{header(n, 'accuracy')} {a:.1f}"
+                                              for n, a in floor.items())]
     times = Path(run, "stage_seconds.tsv")
     if times.is_file():
         stages = [line.split("\t") for line in times.read_text().splitlines() if line]
         lines += ["", "wall time: " + ", ".join(f"{name} {int(s) / 60:.1f} min" for name, s in stages)]
-    return "\n".join(lines), per_name, tokens
+    return "\n".join(lines), per_name, tokens, floor
 
 
-def plot(path, per_name, tokens):
+def plot(path, per_name, tokens, floor=None):
+    """The curve of each fine-tuning set; ``floor`` ({name: accuracy}, bags()): a dashed line
+    for each set scored by accuracy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,6 +139,9 @@ def plot(path, per_name, tokens):
                 label=header(name).replace(" dev ", ": "))
         for xi, p in zip(x, points):
             ax.vlines(xi, min(by_point[p]), max(by_point[p]), color=f"C{i}", alpha=0.5)
+        if name in (floor or {}) and header(name).endswith(" accuracy"):
+            ax.axhline(floor[name], color=f"C{i}", linestyle="--", alpha=0.7,
+                       label=f"{header(name, 'accuracy').split(' dev ')[0]}: bag of tokens, no model")
     ax.set_xlabel("pretraining tokens seen (millions; 0 = random initialization)")
     ax.set_ylabel("dev score (median of seeds, bar: range)")
     ax.legend()
@@ -138,9 +158,9 @@ def main(argv=None):
     if not Path(o.run, "pretrained", "train_log.jsonl").is_file():
         sys.exit(f"payoff: error: {o.run} holds no pretraining run (pretrained/train_log.jsonl); "
                  "pass the RUN directory of recipes/pretraining_payoff.sh")
-    text, per_name, tokens = table(o.run)
+    text, per_name, tokens, floor = table(o.run)
     Path(o.run, "payoff.md").write_text(text + "\n")
-    plot(Path(o.run, "payoff.png"), per_name, tokens)
+    plot(Path(o.run, "payoff.png"), per_name, tokens, floor)
     print(text)
     print(f"\nwrote {Path(o.run, 'payoff.md')} and {Path(o.run, 'payoff.png')}", file=sys.stderr)
 
