@@ -49,17 +49,24 @@ def probes(run):
 
 def bags(run):
     """{name: dev accuracy} of every RUN/probe/NAME-bow.json: the regression on a bag of tokens."""
-    found = {p.stem[: -len("-bow")]: json.loads(p.read_text())["accuracy"]
-             for p in sorted(Path(run, "probe").glob("*-bow.json"))}
-    return {name: accuracy for name, accuracy in found.items()
-            if RUN_NAME.match(f"{name}-0")["task"] in TASKS}
+    return {p.stem[: -len("-bow")]: json.loads(p.read_text())["accuracy"]
+            for p in sorted(Path(run, "probe").glob("*-bow.json"))}
+
+
+def set_name(name):
+    """"SST-2 (1,000 rows)" for SST-2-1000rows, "MRPC" for MRPC."""
+    m = RUN_NAME.match(f"{name}-0")
+    return m["task"] + (f" ({int(m['rows']):,} rows)" if m["rows"] else "")
+
+
+def metric_of(name):
+    """The metric the task of fine-tuning set ``name`` is scored by."""
+    return TASKS[RUN_NAME.match(f"{name}-0")["task"]].metric
 
 
 def header(name, metric=None):
     """"SST-2 (1,000 rows) dev accuracy" for SST-2-1000rows (the task's metric by default)."""
-    m = RUN_NAME.match(f"{name}-0")
-    rows = f" ({int(m['rows']):,} rows)" if m["rows"] else ""
-    return f"{m['task']}{rows} dev {metric or TASKS[m['task']].metric}"
+    return f"{set_name(name)} dev {metric or metric_of(name)}"
 
 
 def tokens_seen(train_log):
@@ -136,12 +143,12 @@ def plot(path, per_name, tokens, floor=None):
         points = sorted(by_point)
         x = [tokens[p] / 1e6 for p in points]
         ax.plot(x, [median(by_point[p]) for p in points], marker="o", color=f"C{i}",
-                label=header(name).replace(" dev ", ": "))
+                label=f"{set_name(name)}: {metric_of(name)}")
         for xi, p in zip(x, points):
             ax.vlines(xi, min(by_point[p]), max(by_point[p]), color=f"C{i}", alpha=0.5)
-        if name in (floor or {}) and header(name).endswith(" accuracy"):
+        if name in (floor or {}) and metric_of(name) == "accuracy":
             ax.axhline(floor[name], color=f"C{i}", linestyle="--", alpha=0.7,
-                       label=f"{header(name, 'accuracy').split(' dev ')[0]}: bag of tokens, no model")
+                       label=f"{set_name(name)}: bag of tokens, no model")
     ax.set_xlabel("pretraining tokens seen (millions; 0 = random initialization)")
     ax.set_ylabel("dev score (median of seeds, bar: range)")
     ax.legend()

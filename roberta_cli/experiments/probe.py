@@ -46,10 +46,15 @@ def load(model, random=False, seed=1):
     return m
 
 
+def encoded(model, texts):
+    """The token ids of each row: one text, or a pair as one sequence."""
+    return model.encode_batch([t[0] if len(t) == 1 else tuple(t) for t in texts])
+
+
 def features(model, texts):
     """(rows, hidden): each row's last-layer features averaged over its tokens but <s>, </s>;
     rows longer than the model are cut, as fine-tuning cuts them (--shorten-method truncate)."""
-    tokens = model.encode_batch([t[0] if len(t) == 1 else tuple(t) for t in texts])
+    tokens = encoded(model, texts)
     with torch.no_grad():
         per_row = model.extract_features_batch([t[: model.model.max_positions()] for t in tokens])
     return torch.stack([f[1:-1].mean(0) if len(f) > 2 else f.mean(0) for f in per_row])
@@ -58,7 +63,7 @@ def features(model, texts):
 def bag_of_tokens(model, texts):
     """(rows, symbols of the model's dictionary): 1 where the row (both texts of a pair) holds
     the symbol, else 0."""
-    tokens = model.encode_batch([t[0] if len(t) == 1 else tuple(t) for t in texts])
+    tokens = encoded(model, texts)
     x = torch.zeros(len(tokens), len(model.task.source_dictionary))
     for row, t in enumerate(tokens):
         x[row, t] = 1
